@@ -94,7 +94,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
         "variation": lax.pmean(variation, AXIS),
         "accuracy": lax.pmean(accuracy, AXIS),
         "learning_rate": learning_rate(state.step),
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
     }
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics
