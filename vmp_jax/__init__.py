@@ -1,1 +1,29 @@
 """vmp_jax: Video Motion Prompts (Chen, Wang, Koniusz, Gedeon, ACML 2024) in JAX/Flax."""
+
+from vmp_jax.motion_prompt import (
+    LUMA_WEIGHTS,
+    MotionPrompts,
+    VideoMotionPrompt,
+    attention,
+    frame_differences,
+    luma,
+    motion_prompts,
+    normal_init,
+    pair_prompt,
+    slope_and_shift,
+    temporal_variation,
+)
+
+__all__ = [
+    "LUMA_WEIGHTS",
+    "MotionPrompts",
+    "VideoMotionPrompt",
+    "attention",
+    "frame_differences",
+    "luma",
+    "motion_prompts",
+    "normal_init",
+    "pair_prompt",
+    "slope_and_shift",
+    "temporal_variation",
+]
