@@ -82,3 +82,18 @@ def test_bad_video_raises_with_file_and_line_or_is_skipped(videos, tmp_path, nam
                           on_bad_input="skip")
   batch = next(iter(pipeline.train_dataset(src, batch_size=2, seed=0, transform=train_t)))
   assert batch["frames"].shape == (2, 3, 32, 32, 3) and batch["label"].tolist() == [0, 0]
+
+
+def test_skips_are_logged_per_epoch_and_worker_errors_name_the_file(videos, tmp_path, caplog):
+  src, path = _manifest(videos, tmp_path, ["grey.mp4", "corrupt.mp4", "xy.mkv"])
+  lenient = ClipTransform(num_frames=2, sampling_rate=1, train=True, crop_size=32, train_scale=(40, 40),
+                          on_bad_input="skip")
+  with caplog.at_level("WARNING"):
+    pipeline.take(pipeline.train_dataset(src, batch_size=2, seed=0, transform=lenient), 3)  # 6 good = 3 epochs
+  epoch_logs = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+  assert epoch_logs and "1 items skipped" in epoch_logs[0] and "skipped_VideoError" in epoch_logs[0]
+  strict = ClipTransform(num_frames=2, sampling_rate=1, train=True, crop_size=32, train_scale=(40, 40))
+  it = iter(pipeline.train_dataset(src, batch_size=3, seed=0, transform=strict, num_workers=1))
+  with pytest.raises(Exception) as e:
+    next(it)
+  assert f"{path}:2" in str(e.value) and "corrupt.mp4" in str(e.value)

@@ -129,6 +129,8 @@ class _EvalMap:
       item.setdefault("video_index", global_index)
       if self.transform is not None:
         item = self.transform(item, np.random.default_rng([self.seed, global_index]))
+      if global_index == self.end - 1 and getattr(self.transform, "stats", None):
+        logging.warning("eval data: pass done; counts in this process: %s", dict(self.transform.stats))
     if item is None:
       return {**self.template, "mask": np.bool_(False)}
     return {**_select(item, _EVAL_KEYS), "mask": np.bool_(True)}
