@@ -52,8 +52,10 @@ class _TrainMap:
   def __call__(self, index: int, item: dict) -> dict | None:
     epoch = index // self.epoch_len
     if epoch > self._epoch:
-      if self._skipped:
-        logging.warning("train data: epoch %d done, %d items skipped in this process", self._epoch, self._skipped)
+      stats = dict(getattr(self.transform, "stats", {}))
+      if self._skipped or stats:
+        logging.warning("train data: epoch %d done; in this process %d items skipped; counts so far: %s",
+                        self._epoch, self._skipped, stats)
       self._epoch, self._skipped = epoch, 0
     if self.transform is not None:
       item = self.transform(item, np.random.default_rng([self.seed, index]))
@@ -107,22 +109,28 @@ def eval_batch_count(num_items: int, batch_size: int, shard_count: int) -> int:
 
 
 class _EvalMap:
-  """Transforms item `i` of this shard (deterministically), or makes a masked padding element."""
+  """Transforms item `i` of this process's contiguous block (deterministically), or makes a masked padding item.
+
+  Contiguous blocks (not strided) keep the views of one video together, so a transform can reuse a decoded clip.
+  """
 
   def __init__(self, source, transform: Transform | None, shard_index: int, shard_count: int, seed: int,
                template: dict):
     self.source, self.transform, self.seed, self.template = source, transform, seed, template
-    self.shard_index, self.shard_count = shard_index, shard_count
-    self.num_local = ds_len(source, shard_index, shard_count)
+    per_shard = math.ceil(len(source) / shard_count)
+    self.begin = shard_index * per_shard
+    self.end = min(len(source), self.begin + per_shard)
 
   def __call__(self, local_index: int) -> dict:
     item = None
-    if local_index < self.num_local:
-      global_index = self.shard_index + local_index * self.shard_count
+    global_index = self.begin + local_index
+    if global_index < self.end:
       item = self.source[global_index]
       item.setdefault("video_index", global_index)
       if self.transform is not None:
         item = self.transform(item, np.random.default_rng([self.seed, global_index]))
+      if global_index == self.end - 1 and getattr(self.transform, "stats", None):
+        logging.warning("eval data: pass done; counts in this process: %s", dict(self.transform.stats))
     if item is None:
       return {**self.template, "mask": np.bool_(False)}
     return {**_select(item, _EVAL_KEYS), "mask": np.bool_(True)}
@@ -148,6 +156,7 @@ def eval_dataset(source, *, batch_size: int, transform: Transform | None = None,
 
   Yields {'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,), 'video_index': int32 (b,), 'mask': bool (b,)}.
   Padding (and items skipped under the skip policy) have mask=False, label=-1, video_index=-1 and zero frames.
+  Process shard_index reads the contiguous block [shard_index * ceil(N / shard_count), ...) of the source.
   For multi-view evaluation pass a view-expanded source (one item per clip x crop, all with their video's
   video_index); items without 'video_index' get their source index.
   """

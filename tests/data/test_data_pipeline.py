@@ -68,7 +68,7 @@ def test_train_skipped_items_are_dropped():
 
 
 def test_eval_pads_to_equal_batches_on_every_shard():
-  n, b, shards = 11, 2, 3  # 4/4/3 items per shard -> 2 batches each, the last shard padded with mask False
+  n, b, shards = 11, 2, 3  # contiguous blocks of 4/4/3 items -> 2 batches each, the last shard padded with mask False
   seen = []
   for s in range(shards):
     batches = list(pipeline.eval_dataset(_Indexed(n), batch_size=b, shard_index=s, shard_count=shards))
