@@ -258,10 +258,11 @@ def load_pretrained_backbone(variables: Mapping[str, Any], source: str | os.Path
     """
     sd = source if isinstance(source, Mapping) else load_torch_checkpoint(source)
     params = variables["params"]["backbone"]
-    num_classes = np.shape(params["head_proj"]["kernel"])[1]
+    num_classes = params["head_proj"]["kernel"].shape[1]
     loaded = x3d_from_torch(sd, variant=variant, num_classes=num_classes, rng=rng)
-    want = jax.tree.map(np.shape, {"params": params, "batch_stats": variables["batch_stats"]["backbone"]})
-    got = jax.tree.map(np.shape, loaded)
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
+    want = shapes({"params": params, "batch_stats": variables["batch_stats"]["backbone"]})
+    got = shapes(loaded)
     if want != got:
         _, ckpt_bn = detect_format(sd)
         model_bn = "branch1_norm" in params["stage1_block0"]
