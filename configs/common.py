@@ -7,6 +7,7 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   eval_batch_size          global eval batch
   num_train_steps          > 0: train this many steps; else num_epochs x (train clips // batch_size)
   vmp_lambda               weight of the temporal attention variation in the loss
+  model.backbone           a registered backbone name ('x3d', 'tiny'); its arguments are model.<name>.*
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
   init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
@@ -36,8 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "x3d"
-    config.model.backbone_kwargs = ml_collections.ConfigDict(dict(variant="s", dropout_rate=0.5,
-                                                                  shortcut_bn_always=False))
+    # Each backbone's keyword arguments live under its name; `model.backbone` picks which ones are used.
+    config.model.x3d = ml_collections.ConfigDict(dict(variant="s", dropout_rate=0.5, shortcut_bn_always=False))
+    config.model.tiny = ml_collections.ConfigDict(dict(width=8, dropout_rate=0.0))
     config.model.num_classes = 0
     config.model.dtype = "float32"
     config.model.use_vmp = True

@@ -20,8 +20,8 @@ def get_config():
     config.checkpoint_every_steps = 100
     config.vmp_lambda = 1.0
 
-    config.model.backbone_kwargs.variant = "xs"
-    config.model.backbone_kwargs.dropout_rate = 0.0
+    config.model.x3d.variant = "xs"
+    config.model.x3d.dropout_rate = 0.0
 
     config.data.source = "procedural"
     config.data.procedural.height = 64

@@ -134,12 +134,18 @@ def build_model(model_config: ml_collections.ConfigDict, num_classes: int) -> nn
     return classifier.VideoClassifier(
         num_classes=num_classes,
         backbone=model_config.backbone,
-        backbone_kwargs=model_config.backbone_kwargs.to_dict(),
+        backbone_kwargs=tuple(sorted(backbone_kwargs(model_config).items())),
         use_vmp=model_config.use_vmp,
         vmp_kwargs=vmp_kwargs(model_config.vmp),
         dtype=jnp.dtype(model_config.dtype),
         bn_axis_name=AXIS,
     )
+
+
+def backbone_kwargs(model_config: ml_collections.ConfigDict) -> dict:
+    """The chosen backbone's keyword arguments: `config.model.<backbone name>` (none if that key is absent)."""
+    name = model_config.backbone
+    return model_config[name].to_dict() if name in model_config else {}
 
 
 def vmp_kwargs(vmp_config: ml_collections.ConfigDict) -> dict:
@@ -178,20 +184,16 @@ def replicate(tree: Any, mesh) -> Any:
 # ----------------------------------------------------------------------------------------------- eval
 
 
-def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_views: int) -> dict:
+def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int) -> dict:
     """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
-    logits, labels, videos = [], [], []
+    accumulator = multiview.MultiViewAccumulator(num_classes, num_views)
     for batch in dataset:
-        out = eval_step_fn(state, global_batch(mesh, batch, keys=("frames",)))
-        local = {k: np.asarray(batch[k]) for k in ("label", "video_index", "mask")}
-        gathered_logits = np.asarray(multihost_utils.process_allgather(out, tiled=True))
+        logits = multihost_utils.process_allgather(eval_step_fn(state, global_batch(mesh, batch, keys=("frames",))),
+                                                   tiled=True)
+        local = {k: np.asarray(batch[k]) for k in ("video_index", "label", "mask")}
         gathered = multihost_utils.process_allgather(local, tiled=True) if jax.process_count() > 1 else local
-        keep = np.asarray(gathered["mask"], bool)
-        logits.append(gathered_logits[keep])
-        labels.append(np.asarray(gathered["label"])[keep])
-        videos.append(np.asarray(gathered["video_index"])[keep])
-    return multiview.video_metrics(np.concatenate(logits), np.concatenate(labels), np.concatenate(videos),
-                                   expected_views=num_views)
+        accumulator.update(np.asarray(logits), gathered["video_index"], gathered["label"], gathered["mask"])
+    return accumulator.result()
 
 
 # ----------------------------------------------------------------------------------------------- loop
@@ -258,7 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         from vmp_jax import convert
 
         variables = convert.load_pretrained_backbone(variables, config.init_checkpoint,
-                                                     config.model.backbone_kwargs.variant)
+                                                     config.model.x3d.variant)
     o = config.optimizer
     tx = optim.make_optimizer(o.name, schedule, variables["params"], momentum=o.momentum, nesterov=o.nesterov,
                               weight_decay=o.weight_decay, decay_norm_and_bias=o.decay_norm_and_bias,
@@ -332,7 +334,7 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
         eval_now = config.eval_every_steps > 0 and (step % config.eval_every_steps == 0 or step == total_steps)
         if eval_now:
             check_finite(*pending)
-            results = evaluate(p_eval_step, state, data.eval, mesh, data.eval_num_views)
+            results = evaluate(p_eval_step, state, data.eval, mesh, data.num_classes, data.eval_num_views)
             writer.write(step, "eval", results)
             writer.message(f"step {step}: eval " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
             save(step, results)

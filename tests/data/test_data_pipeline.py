@@ -23,16 +23,19 @@ def _ids(batch):
 
 
 def test_train_batches_shapes_epochs_and_shards():
-  ds = pipeline.train_dataset(_Indexed(20), batch_size=4, seed=0, shard_index=1, shard_count=2)
-  batches = pipeline.take(ds, 10)  # 40 items = 4 epochs of the 10-item shard (10/4 -> remainder crosses epochs)
-  assert batches[0]["frames"].shape == (4, 3, 4, 4, 3) and batches[0]["frames"].dtype == np.uint8
-  assert batches[0]["label"].dtype == np.int32
-  ids = sum((_ids(b) for b in batches), [])
-  assert set(ids) == set(range(1, 20, 2))  # only this shard's items
-  epochs = [sorted(ids[k:k + 10]) for k in range(0, 40, 10)]
-  assert all(e == list(range(1, 20, 2)) for e in epochs)  # each epoch is a permutation of the shard
-  assert ids[:10] != ids[10:20]  # reshuffled per epoch
-  assert [int(x) for x in batches[0]["label"]] == [i % 5 for i in _ids(batches[0])]
+  whole = pipeline.take(pipeline.train_dataset(_Indexed(20), batch_size=4, seed=0), 10)  # 40 items = 2 epochs
+  assert whole[0]["frames"].shape == (4, 3, 4, 4, 3) and whole[0]["frames"].dtype == np.uint8
+  assert whole[0]["label"].dtype == np.int32
+  assert [int(x) for x in whole[0]["label"]] == [i % 5 for i in _ids(whole[0])]
+  ids = sum((_ids(b) for b in whole), [])
+  assert sorted(ids[:20]) == sorted(ids[20:]) == list(range(20))  # each epoch is a permutation of the source
+  assert ids[:20] != ids[20:]  # reshuffled per epoch
+  # Two processes with half the batch each: together they read exactly the 1-process global batches.
+  shards = [pipeline.take(pipeline.train_dataset(_Indexed(20), batch_size=2, seed=0, shard_index=p,
+                                                 shard_count=2), 10) for p in (0, 1)]
+  for g in range(10):
+    assert sorted(_ids(shards[0][g]) + _ids(shards[1][g])) == sorted(_ids(whole[g]))
+  assert not set(_ids(shards[0][0])) & set(_ids(shards[1][0]))
 
 
 def test_train_seed_changes_order_and_is_deterministic():

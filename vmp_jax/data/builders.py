@@ -28,6 +28,8 @@ class DataSplits:
   class_names: list[str]
   eval_num_views: int
   eval_num_videos: int = 0
+  num_train_examples: int = 0        # clips (videos) in the whole train split, for epoch-based schedules
+  frame_size: tuple[int, int] = (0, 0)  # (H, W) of the frames in every batch
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -111,7 +113,8 @@ def make_datasets(data_config: ml_collections.ConfigDict, *, num_frames: int, gl
                                    per_worker_buffer_size=data_config.per_worker_buffer_size, **shard)
     evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_b, num_workers=data_config.eval_num_workers,
                                        **shard)
-    return DataSplits(train, evaluation, p.num_classes, list(train_src.class_names), 1, len(eval_src))
+    return DataSplits(train, evaluation, p.num_classes, list(train_src.class_names), 1, len(eval_src),
+                      len(train_src), (p.height, p.width))
 
   from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV/tfds only when used)
   return video_sources.make_video_datasets(data_config, num_frames=num_frames, train_batch_size=train_b,

@@ -68,20 +68,22 @@ class _TrainMap:
 def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | None = None, shard_index: int = 0,
                   shard_count: int = 1, num_workers: int = 0, per_worker_buffer_size: int = 2,
                   read_threads: int | None = None) -> grain.IterDataset:
-  """Infinite training stream: shard -> seeded shuffle per epoch -> repeat -> transform -> batch -> prefetch.
+  """Infinite training stream: seeded shuffle per epoch -> repeat -> transform -> shard -> batch -> prefetch.
 
-  Yields {'frames': uint8 (batch_size, T+1, H, W, 3), 'label': int32 (batch_size,)}. This process reads only
-  items shard_index::shard_count (use jax.process_index()/process_count()); batch_size is per process.
-  `iter(ds).get_state()/set_state()` resume the stream exactly. num_workers>0 decodes in that many processes.
+  Yields {'frames': uint8 (batch_size, T+1, H, W, 3), 'label': int32 (batch_size,)}; batch_size is per process.
+  The shuffled stream is global and each process takes every shard_count-th element of it (use
+  jax.process_index()/process_count()), so the union of the processes' batches (the global batch) and each
+  element's augmentation are the same whatever the process count. `iter(ds).get_state()/set_state()` resume the
+  stream exactly. num_workers>0 decodes in that many processes.
   """
   if batch_size < 1:
     raise ValueError(f"batch_size={batch_size}; expected >= 1")
   _check_shard(shard_index, shard_count, len(source))
-  ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  if len(ds) < batch_size:
-    raise ValueError(f"shard {shard_index} has {len(ds)} items, fewer than batch_size={batch_size}")
-  ds = ds.seed(seed).shuffle().repeat()
-  ds = ds.map_with_index(_TrainMap(transform, seed, ds_len(source, shard_index, shard_count)))
+  if len(source) // shard_count < batch_size:
+    raise ValueError(f"{len(source)} items over {shard_count} processes are fewer than batch_size={batch_size} "
+                     "per process")
+  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+  ds = ds.map_with_index(_TrainMap(transform, seed, len(source)))[shard_index::shard_count]
   read_options = grain.ReadOptions(num_threads=read_threads) if read_threads is not None else None
   it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=True)
   if num_workers > 0:
@@ -96,11 +98,6 @@ def _mp_prefetch(it: grain.IterDataset, num_workers: int, per_worker_buffer_size
     flags.FLAGS.mark_as_parsed()
   return it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
                                                      per_worker_buffer_size=per_worker_buffer_size))
-
-
-def ds_len(source, shard_index: int, shard_count: int) -> int:
-  """Number of items of `source` in shard shard_index of shard_count (strided sharding)."""
-  return len(range(shard_index, len(source), shard_count))
 
 
 def eval_batch_count(num_items: int, batch_size: int, shard_count: int) -> int:

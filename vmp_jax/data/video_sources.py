@@ -184,7 +184,8 @@ def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch
                                      num_workers=c.eval_num_workers, **shard)
   logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train_src), len(eval_base),
                eval_src.num_views, len(class_names))
-  return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base))
+  return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base),
+                    len(train_src), (c.crop_size, c.crop_size))
 
 
 def check_files_exist(records: list[manifest_lib.VideoRecord]) -> list[str]:

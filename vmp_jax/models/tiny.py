@@ -1,4 +1,5 @@
-"""A small 3-D CNN backbone ('tiny'): two conv-BN-ReLU blocks, global pooling, a linear head.
+"""A small (2+1)-D CNN backbone ('tiny'): two blocks of spatial conv -> temporal depthwise conv -> BN -> ReLU,
+global pooling, a linear head.
 
 For smoke runs and the training-system tests, where X3D's compile time (about a minute on a 2-core CPU) would
 dominate; it obeys the backbone contract of `vmp_jax.models.classifier` like any other backbone.
@@ -6,12 +7,14 @@ dominate; it obeys the backbone contract of `vmp_jax.models.classifier` like any
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from vmp_jax.models.classifier import register_backbone
+from vmp_jax.ops import SpatialConv, depthwise_conv3d
 
 
 @register_backbone("tiny")
@@ -28,7 +31,9 @@ class TinyVideoNet(nn.Module):
     def __call__(self, clips, train: bool):
         x = clips.astype(self.dtype)
         for width in (self.width, 2 * self.width):
-            x = nn.Conv(width, (3, 3, 3), strides=(1, 2, 2), use_bias=False, dtype=self.dtype)(x)
+            x = SpatialConv(width, (3, 3), (2, 2), dtype=self.dtype)(x)
+            temporal = self.param(f"temporal_{width}", nn.initializers.normal(math.sqrt(2.0 / 3)), (3, 1, 1, width))
+            x = depthwise_conv3d(x, temporal.astype(self.dtype))
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(x)
             x = nn.relu(x)
