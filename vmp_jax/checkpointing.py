@@ -65,12 +65,16 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(data_iterator)))
         return restored["state"], restored["data"]
 
-    def restore_state(self, step: int | None, state_like: Any) -> Any:
-        """Only the train state (no data iterator), e.g. for export; `step=None` takes the latest."""
+    def restore_state(self, step: int | None = None, state_like: Any = None) -> Any:
+        """Only the train state (no data iterator), e.g. for export; `step=None` takes the latest.
+
+        With `state_like` the result has its structure and shardings; without, it comes back as saved (a nested
+        dict of arrays on the default device).
+        """
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
+        abstract = None if state_like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         return restored["state"]
 

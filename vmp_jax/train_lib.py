@@ -95,6 +95,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
         "accuracy": lax.pmean(accuracy, AXIS),
         "learning_rate": learning_rate(state.step),
         "grad_norm": optax.tree.norm(grads),
+        "param_norm": optax.tree.norm(params),
     }
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics
@@ -302,12 +303,11 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
     step = start_step
 
     def check_finite(step_metrics, at_step):
-        loss = float(step_metrics["loss"])
-        if not np.isfinite(loss):
+        loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
+        if not (np.isfinite(loss) and np.isfinite(param_norm)):
             raise FloatingPointError(
-                f"non-finite loss ({loss}) at step {at_step}; training stopped. The last good checkpoint "
-                f"(step {checkpoints.latest_step()}) is kept in {checkpoints.directory}")
-        return loss
+                f"non-finite loss ({loss}, parameter norm {param_norm}) at step {at_step}; training stopped. "
+                f"The last good checkpoint (step {checkpoints.latest_step()}) is kept in {checkpoints.directory}")
 
     def save(at_step, eval_metrics=None):
         checkpoints.save(at_step, state, train_iter, metrics=eval_metrics)
