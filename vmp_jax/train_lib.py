@@ -37,7 +37,7 @@ from vmp_jax.data import multiview
 from vmp_jax.data.transforms import standardize
 from vmp_jax.metric_writers import MetricWriter
 from vmp_jax.models import classifier
-from vmp_jax.motion_prompt import slope_and_shift
+from vmp_jax.motion_prompt import normal_init, slope_and_shift
 
 AXIS = "data"
 
@@ -97,6 +97,9 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
         "grad_norm": optax.tree.norm(grads),
         "param_norm": optax.tree.norm(params),
     }
+    if "vmp" in params:  # the learned slope a and shift b (pixel means for the per-pixel parametrisation)
+        slope, shift = slope_and_shift(params["vmp"]["m"], params["vmp"]["n"])
+        metrics.update(vmp_slope_a=jnp.mean(slope), vmp_shift_b=jnp.mean(shift))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics
 
@@ -151,8 +154,6 @@ def backbone_kwargs(model_config: ml_collections.ConfigDict) -> dict:
 
 def vmp_kwargs(vmp_config: ml_collections.ConfigDict) -> dict:
     """VideoMotionPrompt fields from `config.model.vmp` (initialisers built from mean/std numbers)."""
-    from vmp_jax.motion_prompt import normal_init
-
     return {
         "luma": vmp_config.luma,
         "parametrization": vmp_config.parametrization,
@@ -162,12 +163,11 @@ def vmp_kwargs(vmp_config: ml_collections.ConfigDict) -> dict:
 
 
 def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> dict:
-    """Model variables for clips of `input_shape` (1, T+1, H, W, 3), as host arrays."""
+    """Model variables for clips of `input_shape` (1, T+1, H, W, 3)."""
     params_rng, dropout_rng = jax.random.split(rng)
     # train=False: BatchNorm uses its running averages, so no 'data' axis is needed outside shard_map.
-    init = jax.jit(lambda: model.init({"params": params_rng, "dropout": dropout_rng},
-                                      jnp.zeros(input_shape, jnp.float32), train=False))
-    return jax.device_get(init())
+    return model.init({"params": params_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32),
+                      train=False)
 
 
 def create_train_state(variables: dict, tx: optax.GradientTransformation) -> TrainState:
@@ -176,10 +176,15 @@ def create_train_state(variables: dict, tx: optax.GradientTransformation) -> Tra
                       opt_state=tx.init(params))
 
 
-def replicate(tree: Any, mesh) -> Any:
-    """Host values (identical on every process) -> arrays replicated over the mesh."""
-    sharding = NamedSharding(mesh, P())
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
+def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+                  input_shape: tuple[int, ...], mesh, variables: dict | None = None) -> TrainState:
+    """A fresh TrainState replicated over `mesh`, in one compiled program; `variables` (e.g. converted from a
+    pretrained checkpoint) replace the random initialisation when given."""
+    replicated = NamedSharding(mesh, P())
+    if variables is None:
+        make = lambda: create_train_state(init_variables(model, rng, input_shape), tx)  # noqa: E731
+        return jax.jit(make, out_shardings=replicated)()
+    return jax.jit(lambda v: create_train_state(v, tx), out_shardings=replicated)(variables)
 
 
 # ----------------------------------------------------------------------------------------------- eval
@@ -189,11 +194,12 @@ def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, n
     """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
     accumulator = multiview.MultiViewAccumulator(num_classes, num_views)
     for batch in dataset:
-        logits = multihost_utils.process_allgather(eval_step_fn(state, global_batch(mesh, batch, keys=("frames",))),
-                                                   tiled=True)
+        logits = eval_step_fn(state, global_batch(mesh, batch, keys=("frames",)))
         local = {k: np.asarray(batch[k]) for k in ("video_index", "label", "mask")}
-        gathered = multihost_utils.process_allgather(local, tiled=True) if jax.process_count() > 1 else local
-        accumulator.update(np.asarray(logits), gathered["video_index"], gathered["label"], gathered["mask"])
+        if jax.process_count() > 1:
+            logits = multihost_utils.process_allgather(logits, tiled=True)
+            local = multihost_utils.process_allgather(local, tiled=True)
+        accumulator.update(np.asarray(logits), local["video_index"], local["label"], local["mask"])
     return accumulator.result()
 
 
@@ -226,14 +232,6 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
         relative_rates=tuple(s.relative_rates), warmup_init=s.warmup_init)
 
 
-def vmp_summary(params: Any) -> dict:
-    """The learned slope a and shift b (means over pixels for the per-pixel parametrisation)."""
-    if "vmp" not in params:
-        return {}
-    a, b = slope_and_shift(params["vmp"]["m"], params["vmp"]["n"])
-    return {"vmp_slope_a": float(jnp.mean(a)), "vmp_shift_b": float(jnp.mean(b))}
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state."""
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
@@ -254,19 +252,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
     model = build_model(config.model, data.num_classes)
-    rng = jax.random.key(config.seed)
-    init_rng, step_rng = jax.random.split(rng)
-    variables = init_variables(model, init_rng, (1, num_frames, *data.frame_size, 3))
+    init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
+    input_shape = (1, num_frames, *data.frame_size, 3)
+    variables = None
     if config.init_checkpoint:
         from vmp_jax import convert
 
-        variables = convert.load_pretrained_backbone(variables, config.init_checkpoint,
-                                                     config.model.x3d.variant)
+        random_init = jax.jit(lambda r: init_variables(model, r, input_shape))(init_rng)
+        variables = convert.load_pretrained_backbone(jax.device_get(random_init), config.init_checkpoint,
+                                                     config.model.x3d.variant, rng=init_rng)
+        logging.info("Backbone initialised from %s", config.init_checkpoint)
     o = config.optimizer
-    tx = optim.make_optimizer(o.name, schedule, variables["params"], momentum=o.momentum, nesterov=o.nesterov,
+    abstract = jax.eval_shape(lambda r: init_variables(model, r, input_shape), init_rng)
+    tx = optim.make_optimizer(o.name, schedule, abstract["params"], momentum=o.momentum, nesterov=o.nesterov,
                               weight_decay=o.weight_decay, decay_norm_and_bias=o.decay_norm_and_bias,
                               decay_vmp=o.decay_vmp, clip_grad_norm=o.clip_grad_norm or None)
-    state = replicate(create_train_state(variables, tx), mesh)
+    state = initial_state(model, tx, init_rng, input_shape, mesh, variables)
     del variables
 
     train_iter = iter(data.train)
@@ -327,7 +328,6 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
             elapsed = time.perf_counter() - window_start
             host["clips_per_s"] = window_steps * config.batch_size / elapsed
-            host.update(vmp_summary(state.params))
             writer.write(step, "train", host)
             window_start, window_steps = time.perf_counter(), 0
 
