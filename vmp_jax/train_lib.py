@@ -331,7 +331,7 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
             writer.write(step, "train", host)
             window_start, window_steps = time.perf_counter(), 0
 
-        eval_now = config.eval_every_steps > 0 and (step % config.eval_every_steps == 0 or step == total_steps)
+        eval_now = step == total_steps or (config.eval_every_steps > 0 and step % config.eval_every_steps == 0)
         if eval_now:
             check_finite(*pending)
             results = evaluate(p_eval_step, state, data.eval, mesh, data.num_classes, data.eval_num_views)

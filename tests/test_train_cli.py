@@ -1,0 +1,118 @@
+"""`python train.py` as a user runs it: exact resume after SIGKILL, clean stop on SIGTERM, 2 processes x 2 devices."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from vmp_jax import checkpointing
+from vmp_jax.metric_writers import read_metrics
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config.model.backbone=tiny", "--config.num_frames=4", "--config.batch_size=8", "--config.eval_batch_size=8",
+        "--config.data.procedural.height=32", "--config.data.procedural.width=32", "--config.data.procedural.num_train=64",
+        "--config.data.procedural.num_eval=16", "--config.progress_bar=False", "--config.log_every_steps=1",
+        "--config.checkpoint_every_steps=2", "--config.eval_every_steps=0", "--config.schedule.name=constant",
+        "--config.schedule.base_lr=0.05"]
+STEPS = 8
+
+pytestmark = pytest.mark.slow
+
+
+def start(workdir, *flags, devices=1):
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "vmp_jax_test_jax_cache"))
+    cmd = [sys.executable, "train.py", "--workdir", str(workdir), *TINY, *flags]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def final_state(workdir, step=STEPS):
+    return checkpointing.Checkpoints(os.path.join(workdir, "checkpoints")).restore_state(step)
+
+
+def assert_bitwise_equal(a, b):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def wait_for_checkpoint(workdir, proc, timeout=240):
+    directory = os.path.join(workdir, "checkpoints")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory)):
+            return
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.2)
+    raise TimeoutError(f"no checkpoint in {directory}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    finish(start(workdir, f"--config.num_train_steps={STEPS}"))
+    return workdir
+
+
+def test_sigkill_at_an_arbitrary_moment_then_rerun_is_bitwise_exact(uninterrupted, tmp_path):
+    proc = start(tmp_path, f"--config.num_train_steps={STEPS}")
+    wait_for_checkpoint(tmp_path, proc)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 1.5))
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    out = finish(start(tmp_path, f"--config.num_train_steps={STEPS}"))
+    killed_at = checkpointing.Checkpoints(os.path.join(tmp_path, "checkpoints")).all_steps()
+    assert STEPS in killed_at
+    assert "Resumed from step" in out
+    assert_bitwise_equal(final_state(uninterrupted), final_state(tmp_path))
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes_exactly(uninterrupted, tmp_path):
+    proc = start(tmp_path, f"--config.num_train_steps={STEPS}")
+    wait_for_checkpoint(tmp_path, proc)
+    proc.send_signal(signal.SIGTERM)
+    out = finish(proc)
+    assert "Stopped by signal 15 at step" in out
+    stopped = int(out.split("Stopped by signal 15 at step ")[1].split(";")[0])
+    assert checkpointing.Checkpoints(os.path.join(tmp_path, "checkpoints")).latest_step() == stopped
+    if stopped < STEPS:
+        assert "Resumed from step" in finish(start(tmp_path, f"--config.num_train_steps={STEPS}"))
+    assert_bitwise_equal(final_state(uninterrupted), final_state(tmp_path))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
+    single = tmp_path / "single"
+    finish(start(single, "--config.num_train_steps=4", devices=4))
+    multi = tmp_path / "multi"
+    port = free_port()
+    procs = [start(multi, "--config.num_train_steps=4", f"--coordinator_address=127.0.0.1:{port}",
+                   "--num_processes=2", f"--process_id={i}", "--cpu_collectives=gloo", devices=2) for i in range(2)]
+    for proc in procs:
+        finish(proc)
+    want = read_metrics(str(single), "train")
+    got = read_metrics(str(multi), "train")
+    assert [r["step"] for r in got] == [r["step"] for r in want] == [1, 2, 3, 4]
+    np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in want], rtol=1e-4)
+    assert os.path.exists(multi / "checkpoints" / "4" / "data" / "process_1-of-2.json")
