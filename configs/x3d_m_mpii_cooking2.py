@@ -1,0 +1,17 @@
+"""X3D-M + VMP on MPII Cooking 2 (67 fine-grained activity classes, the reference code's single-label setting).
+
+    python -m vmp_jax.data.splits mpii_cooking2 --annotations=detectionGroundtruth.csv --classes=classes67.txt \
+      --test_subjects=8,10,16,17,18,19,20 --out=manifests/mpii_cooking2
+    python train.py --config configs/x3d_m_mpii_cooking2.py --workdir runs/x3d_m_mpii_cooking2 \
+      --config.init_checkpoint=X3D_M.pyth --config.data.train_manifest=manifests/mpii_cooking2/train.csv \
+      --config.data.eval_manifest=manifests/mpii_cooking2/test.csv \
+      --config.data.class_names=manifests/mpii_cooking2/classes.txt --config.data.video_root=/data/mpii_cooking2
+
+Runtime: not measured here (no data set or GPU on the development machine). See configs/recipes.py.
+"""
+
+from configs import recipes
+
+
+def get_config():
+    return recipes.x3d_recipe("m", 67, batch_size=16)
