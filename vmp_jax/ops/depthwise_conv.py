@@ -142,7 +142,9 @@ def _kernel_grad(x, g, kernel_shape, strides):
                     taps.append(jnp.sum(win * gt, axis=(0, 1, 2)))
         return acc + jnp.stack(taps), None
 
-    acc, _ = lax.scan(body, jnp.zeros((kt * kh * kw, c), x.dtype), jnp.arange(to))
+    # zeros_like(g) (not zeros): inside shard_map the carry must vary over the same mesh axes as g.
+    init = jnp.zeros_like(g, x.dtype, shape=(kt * kh * kw, c))
+    acc, _ = lax.scan(body, init, jnp.arange(to))
     return acc.reshape(kernel_shape)
 
 
@@ -163,4 +165,8 @@ def depthwise_conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (
         impl = default_impl()
     if impl == "lax":
         return _lax_forward(x, kernel, strides)
+    # Inside shard_map a replicated kernel meets per-device activations. Giving the kernel the activations'
+    # varying mesh axes up front (adding zeros shaped like it) lets autodiff sum the custom per-device kernel
+    # gradient over those axes, as it does for built-in ops; outside shard_map this adds zeros.
+    kernel = kernel + jnp.zeros_like(x, kernel.dtype, shape=kernel.shape)
     return _shifted(x, kernel, strides)

@@ -1,0 +1,57 @@
+"""Every training key with its default; recipe configs start from `base_config()` and override.
+
+Keys (see also vmp_jax.data.default_data_config for `data.*`):
+  seed                     one integer seeds init, dropout and the data order
+  num_frames               T, the number of prompts per clip (the loader reads T+1 frames when VMP is on)
+  batch_size               global train batch over all devices and processes
+  eval_batch_size          global eval batch
+  num_train_steps          > 0: train this many steps; else num_epochs x (train clips // batch_size)
+  vmp_lambda               weight of the temporal attention variation in the loss
+  model.backbone           a registered backbone name ('x3d', 'tiny'); its arguments are model.<name>.*
+  model.num_classes        0: take the data set's; otherwise must agree with it
+  model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
+  init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
+"""
+
+import ml_collections
+
+from vmp_jax.data import default_data_config
+
+
+def base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_frames = 16
+    config.batch_size = 16
+    config.eval_batch_size = 16
+    config.num_train_steps = 0
+    config.num_epochs = 25.0
+    config.vmp_lambda = 1.0
+    config.log_every_steps = 50
+    config.eval_every_steps = 1000      # 0: evaluate only at the end
+    config.checkpoint_every_steps = 500
+    config.keep_last = 2
+    config.keep_best = 1
+    config.progress_bar = True
+    config.init_checkpoint = ""
+
+    config.model = ml_collections.ConfigDict()
+    config.model.backbone = "x3d"
+    # Each backbone's keyword arguments live under its name; `model.backbone` picks which ones are used.
+    config.model.x3d = ml_collections.ConfigDict(dict(variant="s", dropout_rate=0.5, shortcut_bn_always=False))
+    config.model.tiny = ml_collections.ConfigDict(dict(width=8, dropout_rate=0.0))
+    config.model.num_classes = 0
+    config.model.dtype = "float32"
+    config.model.use_vmp = True
+    config.model.vmp = ml_collections.ConfigDict(dict(
+        luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0))
+
+    config.optimizer = ml_collections.ConfigDict(dict(
+        name="sgd", momentum=0.9, nesterov=False, weight_decay=1e-4, decay_norm_and_bias=False, decay_vmp=False,
+        clip_grad_norm=0.0))
+    config.schedule = ml_collections.ConfigDict(dict(
+        name="cosine", base_lr=0.005, warmup_epochs=0.0, warmup_init=0.0, boundaries_epochs=(),
+        relative_rates=(1.0,)))
+
+    config.data = default_data_config()
+    return config

@@ -1,0 +1,142 @@
+"""The training system: multi-device steps, overfitting, the loop's outputs, resume, config checks, NaN stop."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from configs import common
+from vmp_jax import checkpointing, train_lib
+from vmp_jax.data import builders as data_builders
+from vmp_jax.metric_writers import read_metrics
+
+
+def tiny_config(**overrides):
+    """The tiny backbone on small procedural clips: compiles in seconds."""
+    c = common.base_config()
+    c.model.backbone = "tiny"
+    c.num_frames = 4
+    c.batch_size = 8
+    c.eval_batch_size = 8
+    c.num_train_steps = 6
+    c.log_every_steps = 2
+    c.eval_every_steps = 0
+    c.checkpoint_every_steps = 3
+    c.progress_bar = False
+    c.data.procedural.height = c.data.procedural.width = 32
+    c.data.procedural.num_train = 64
+    c.data.procedural.num_eval = 16
+    c.schedule.name = "constant"
+    c.schedule.base_lr = 0.05
+    for key, value in overrides.items():
+        target = c
+        *path, last = key.split(".")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return c
+
+
+def setup(config, num_devices):
+    """(mesh, model, tx, schedule, state, a global batch) for `config` on the first `num_devices` devices."""
+    mesh = jax.make_mesh((num_devices,), (train_lib.AXIS,), devices=jax.devices()[:num_devices])
+    data = data_builders.make_datasets(config.data, num_frames=config.num_frames + 1,
+                                       global_batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+                                       seed=config.seed)
+    model = train_lib.build_model(config.model, data.num_classes)
+    schedule = optax.constant_schedule(config.schedule.base_lr)
+    variables = train_lib.init_variables(model, jax.random.key(0), (1, config.num_frames + 1, 32, 32, 3))
+    tx = train_lib.optim.make_optimizer("sgd", schedule, variables["params"], momentum=0.9, weight_decay=1e-4)
+    state = train_lib.replicate(train_lib.create_train_state(variables, tx), mesh)
+    batch = next(iter(data.train))
+    return mesh, model, tx, schedule, state, batch
+
+
+def run_steps(config, num_devices, num_steps):
+    mesh, model, tx, schedule, state, batch = setup(config, num_devices)
+    step = train_lib.make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    losses = []
+    with jax.set_mesh(mesh):
+        for _ in range(num_steps):
+            state, metrics = step(state, train_lib.global_batch(mesh, batch), jax.random.key(1))
+            losses.append(float(metrics["loss"]))
+    return losses, jax.device_get(state)
+
+
+def test_one_device_and_eight_devices_agree():
+    config = tiny_config()
+    losses1, state1 = run_steps(config, 1, 2)
+    losses8, state8 = run_steps(config, 8, 2)
+    np.testing.assert_allclose(losses1, losses8, rtol=1e-5)
+    # Gradients averaged, not summed over devices: parameters after two steps agree.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6), state1.params, state8.params)
+    # BatchNorm statistics are those of the global batch, on every device count.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), state1.batch_stats,
+                 state8.batch_stats)
+    assert abs(float(state1.params["vmp"]["m"]) - float(jax.device_get(
+        setup(config, 1)[4].params["vmp"]["m"]))) > 0  # m is trained
+
+
+def test_tiny_batch_is_overfitted():
+    config = tiny_config(**{"schedule.base_lr": 0.1})
+    mesh, model, tx, schedule, state, batch = setup(config, 2)
+    step = train_lib.make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    with jax.set_mesh(mesh):
+        for _ in range(60):
+            state, metrics = step(state, train_lib.global_batch(mesh, batch), jax.random.key(1))
+    assert float(metrics["accuracy"]) == 1.0
+    assert float(metrics["cross_entropy"]) < 0.1
+
+
+def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
+    workdir = str(tmp_path / "run")
+    config = tiny_config(eval_every_steps=3)
+    train_lib.train_and_evaluate(config, workdir)
+    train = read_metrics(workdir, "train")
+    evals = read_metrics(workdir, "eval")
+    assert [r["step"] for r in train] == [2, 4, 6] and [r["step"] for r in evals] == [3, 6]
+    for key in ("loss", "cross_entropy", "variation", "accuracy", "learning_rate", "vmp_slope_a", "vmp_shift_b",
+                "clips_per_s"):
+        assert np.isfinite(train[-1][key]), key
+    assert train[-1]["learning_rate"] == pytest.approx(0.05)
+    # loss = cross-entropy + lambda * variation
+    assert train[-1]["loss"] == pytest.approx(train[-1]["cross_entropy"] + train[-1]["variation"], rel=1e-5)
+    for key in ("top1", "top5", "mean_class_accuracy"):
+        assert 0.0 <= evals[-1][key] <= 1.0
+    assert evals[-1]["num_videos"] == 16
+    assert json.load(open(os.path.join(workdir, "config.json")))["model"]["backbone"] == "tiny"
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tensorboard")))
+    assert 6 in checkpointing.Checkpoints(os.path.join(workdir, "checkpoints")).all_steps()
+    # The same command with more steps resumes at step 6.
+    train_lib.train_and_evaluate(tiny_config(eval_every_steps=3, num_train_steps=8), workdir)
+    steps = [r["step"] for r in read_metrics(workdir, "train")]
+    assert steps == [2, 4, 6, 8]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_frames", 1, r"config.num_frames=1: expected T >= 2"),
+    ("vmp_lambda", -0.5, r"config.vmp_lambda=-0.5: expected >= 0"),
+    ("batch_size", 12, r"config.batch_size=12: expected a positive multiple of the device count \(8 devices"),
+    ("model.backbone", "resnet", r"config.model.backbone='resnet': expected one of \['tiny', 'x3d'\]"),
+    ("model.num_classes", 7, r"config.model.num_classes=7: expected 0 \(use the data's\) or the data set's 4"),
+    ("schedule.name", "linear", r"config.schedule.name='linear'"),
+])
+def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        train_lib.train_and_evaluate(tiny_config(**{key: value}), str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(tiny_config(num_train_steps=3), workdir)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss .* at step [45]; .*last good checkpoint "
+                                                 r"\(step 3\)"):
+        train_lib.train_and_evaluate(tiny_config(num_train_steps=6, **{"schedule.base_lr": 1e30}), workdir)
+    checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
+    assert checkpoints.latest_step() == 3
+    state = checkpoints.restore_state()
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state["params"]))

@@ -1,0 +1,63 @@
+"""Checks of a training config, run before anything compiles; each error names the offending key.
+
+Unknown keys are rejected earlier, by the locked ml_collections config (`--config.nope=1` fails in train.py).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from vmp_jax import optim
+from vmp_jax.models import classifier
+from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS
+
+
+def _fail(key: str, value, expected: str) -> None:
+    raise ValueError(f"config.{key}={value!r}: expected {expected}")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
+    """Raises ValueError naming the first invalid key of `config` for a run on `num_devices` devices."""
+    if config.num_frames < 2:
+        _fail("num_frames", config.num_frames, "T >= 2 prompts per clip (the loader adds the VMP frame)")
+    if config.vmp_lambda < 0:
+        _fail("vmp_lambda", config.vmp_lambda, ">= 0")
+    for key in ("batch_size", "eval_batch_size"):
+        value = config[key]
+        if value < 1 or value % num_devices:
+            _fail(key, value, f"a positive multiple of the device count ({num_devices} devices, "
+                              f"{num_processes} processes)")
+    if config.num_train_steps <= 0 and config.num_epochs <= 0:
+        _fail("num_train_steps", config.num_train_steps, "> 0, or config.num_epochs > 0")
+    for key in ("log_every_steps", "checkpoint_every_steps"):
+        if config[key] < 1:
+            _fail(key, config[key], ">= 1")
+    if config.keep_last < 1:
+        _fail("keep_last", config.keep_last, ">= 1")
+    model = config.model
+    if model.backbone not in classifier.BACKBONES:
+        _fail("model.backbone", model.backbone, f"one of {sorted(classifier.BACKBONES)}")
+    if model.use_vmp:
+        if model.vmp.luma not in LUMA_WEIGHTS:
+            _fail("model.vmp.luma", model.vmp.luma, f"one of {sorted(LUMA_WEIGHTS)}")
+        if model.vmp.parametrization not in PARAMETRIZATIONS:
+            _fail("model.vmp.parametrization", model.vmp.parametrization, f"one of {PARAMETRIZATIONS}")
+    if model.dtype not in ("float32", "bfloat16", "float16"):
+        _fail("model.dtype", model.dtype, "'float32', 'bfloat16' or 'float16'")
+    if config.optimizer.name not in optim.OPTIMIZERS:
+        _fail("optimizer.name", config.optimizer.name, f"one of {optim.OPTIMIZERS}")
+    schedule = config.schedule
+    if schedule.name not in optim.SCHEDULES:
+        _fail("schedule.name", schedule.name, f"one of {optim.SCHEDULES}")
+    if schedule.base_lr <= 0:
+        _fail("schedule.base_lr", schedule.base_lr, "> 0")
+    if schedule.name == "steps" and len(schedule.relative_rates) != len(schedule.boundaries_epochs) + 1:
+        _fail("schedule.relative_rates", tuple(schedule.relative_rates),
+              f"one more rate than schedule.boundaries_epochs={tuple(schedule.boundaries_epochs)}")
+
+
+def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: int) -> None:
+    """`config.model.num_classes` (0 = take the data's) must agree with the data set."""
+    wanted = config.model.num_classes
+    if wanted and wanted != data_num_classes:
+        _fail("model.num_classes", wanted, f"0 (use the data's) or the data set's {data_num_classes} classes")

@@ -1,0 +1,121 @@
+"""The config edge of the data package: `default_data_config()` and `make_datasets(...)` for the trainer.
+
+`data_config.source` picks where clips come from; all three feed the same grain pipelines and the same batches
+{'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,)[, 'video_index', 'mask']}:
+  'procedural'      the embedded default: motion-defined synthetic clips, no files (procedural.py);
+  'video_manifest'  on-the-fly PyAV decoding of the videos listed in manifest files (video.py, manifest.py);
+  'tfds'            pre-decoded ArrayRecord shards written by `python -m vmp_jax.data.prepare` (tfds_builders.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import ml_collections
+
+from vmp_jax.data import pipeline
+from vmp_jax.data.procedural import ProceduralMotionSource
+
+SOURCES = ("procedural", "video_manifest", "tfds")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSplits:
+  """What the trainer gets: a train stream, an eval pass (views of eval_num_views per video) and the classes."""
+  train: grain.IterDataset
+  eval: grain.IterDataset
+  num_classes: int
+  class_names: list[str]
+  eval_num_views: int
+  eval_num_videos: int = 0
+  num_train_examples: int = 0        # clips (videos) in the whole train split, for epoch-based schedules
+  frame_size: tuple[int, int] = (0, 0)  # (H, W) of the frames in every batch
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """Every data key with its default. Clip length T+1 and batch sizes come from the training config."""
+  c = ml_collections.ConfigDict()
+  c.source = "procedural"        # 'procedural' | 'video_manifest' | 'tfds'
+  c.num_workers = 0              # grain worker processes per host for decoding/augmentation (0: in the main process)
+  c.eval_num_workers = 0         # the same for the eval pass
+  c.per_worker_buffer_size = 2   # batches each worker prepares ahead
+
+  # --- procedural: the embedded default (no files); class = direction of motion.
+  c.procedural = ml_collections.ConfigDict()
+  c.procedural.num_train = 4096  # clips in the train split (generated on the fly, ~5 ms each at 9x64x64)
+  c.procedural.num_eval = 512    # clips in the eval split
+  c.procedural.height = 64
+  c.procedural.width = 64
+  c.procedural.num_classes = 4   # directions 360/num_classes degrees apart
+  c.procedural.train_seed = 0    # train and eval splits differ only by seed
+  c.procedural.eval_seed = 1
+  c.procedural.speed = (2.0, 3.5)  # object speed range, pixels per frame
+  c.procedural.max_objects = 3
+  c.procedural.flicker = 0.08    # per-frame brightness change, +-fraction
+  c.procedural.noise_std = 4.0   # per-pixel Gaussian noise, grey levels
+  c.procedural.jitter = 1        # camera jitter, +-pixels per frame
+  c.procedural.clutter = 6       # max static clutter blocks in the background
+
+  # --- real videos (both 'video_manifest' and 'tfds').
+  c.train_manifest = ""          # CSV/TSV 'path,label[,start_sec,end_sec]' (manifest.py); labels: int or class name
+  c.eval_manifest = ""
+  c.class_names = ""             # file with one class name per line; line i (0-based) is label i
+  c.video_root = ""              # prefix for relative paths in the manifests ('' = the manifest's folder)
+  c.target_fps = 0.0             # resample videos to this frame rate before sampling (0: the container's rate)
+  c.sampling_rate = 2            # stride between clip frames, in frames at the target fps (X3D-S: 6 at 30 fps)
+  c.short_video = "loop"         # videos shorter than a clip: 'loop' the frames or 'pad' with the last frame
+  c.on_bad_input = "error"       # 'error': raise naming the file/line; 'skip': skip the item, count and log it
+  c.train_scale = (256, 320)     # train: random short side in [low, high]
+  c.crop_size = 224              # train random crop and test crop size (X3D-S: 160, X3D-M: 224)
+  c.eval_short_side = 256        # test: resize the short side to this, then take the crops
+  c.eval_num_clips = 10          # test: K evenly spaced clips per video
+  c.eval_num_crops = 3           # test: 3 crops (both ends and the centre of the long side) or 1 (centre)
+
+  # --- tfds: ArrayRecord shards prepared by `python -m vmp_jax.data.prepare`.
+  c.tfds = ml_collections.ConfigDict()
+  c.tfds.name = "video_manifest"  # registered builder name (tfds_builders.py)
+  c.tfds.config = ""             # builder config name given to prepare (--name)
+  c.tfds.data_dir = ""           # tfds data_dir used by prepare ('' = ~/tensorflow_datasets)
+  c.tfds.train_split = "train"
+  c.tfds.eval_split = "test"
+  return c
+
+
+def _per_process(global_size: int, process_count: int, what: str) -> int:
+  if global_size < 1 or global_size % process_count:
+    raise ValueError(f"{what}={global_size} must be a positive multiple of the process count {process_count}")
+  return global_size // process_count
+
+
+def make_datasets(data_config: ml_collections.ConfigDict, *, num_frames: int, global_batch_size: int,
+                  eval_batch_size: int, seed: int, process_index: int = 0, process_count: int = 1) -> DataSplits:
+  """Builds the train stream and the eval pass for this process.
+
+  num_frames: frames per clip including the VMP frame (T+1). global_batch_size / eval_batch_size: over all
+  processes (each process gets its share). seed: the training data seed (shuffle and augmentation).
+  """
+  if data_config.source not in SOURCES:
+    raise ValueError(f"data.source={data_config.source!r}; expected one of {SOURCES}")
+  if num_frames < 2:
+    raise ValueError(f"num_frames={num_frames}; expected >= 2 (T+1 with T >= 1)")
+  train_b = _per_process(global_batch_size, process_count, "global_batch_size")
+  eval_b = _per_process(eval_batch_size, process_count, "eval_batch_size")
+  shard = dict(shard_index=process_index, shard_count=process_count)
+
+  if data_config.source == "procedural":
+    p = data_config.procedural
+    kw = dict(num_frames=num_frames, height=p.height, width=p.width, num_classes=p.num_classes,
+              speed=tuple(p.speed), max_objects=p.max_objects, flicker=p.flicker, noise_std=p.noise_std,
+              jitter=p.jitter, clutter=p.clutter)
+    train_src = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
+    eval_src = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
+    train = pipeline.train_dataset(train_src, batch_size=train_b, seed=seed, num_workers=data_config.num_workers,
+                                   per_worker_buffer_size=data_config.per_worker_buffer_size, **shard)
+    evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_b, num_workers=data_config.eval_num_workers,
+                                       **shard)
+    return DataSplits(train, evaluation, p.num_classes, list(train_src.class_names), 1, len(eval_src),
+                      len(train_src), (p.height, p.width))
+
+  from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV/tfds only when used)
+  return video_sources.make_video_datasets(data_config, num_frames=num_frames, train_batch_size=train_b,
+                                           eval_batch_size=eval_b, seed=seed, **shard)

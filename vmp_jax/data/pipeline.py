@@ -1,0 +1,175 @@
+"""grain pipelines from a random-access source to batches: infinite shuffled training, one padded eval pass.
+
+A source has `__len__` and `__getitem__(i) -> dict`. A transform is `transform(item, rng) -> dict | None`
+(decode/augment; `rng` is a numpy Generator seeded by (seed, global element index), so every element is
+reproducible and a resumed iterator sees the same augmentation). A transform returns None for an item it skipped
+under the skip policy; training drops it (and logs the count per epoch), evaluation keeps its slot with mask=False.
+
+Frames stay uint8; the trainer applies `transforms.standardize` on device.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import grain
+import numpy as np
+from absl import flags, logging
+
+Transform = Callable[[dict, np.random.Generator], "dict | None"]
+_TRAIN_KEYS = ("frames", "label")
+_EVAL_KEYS = ("frames", "label", "video_index")
+
+
+def _check_shard(shard_index: int, shard_count: int, num_items: int) -> None:
+  if not 0 <= shard_index < shard_count:
+    raise ValueError(f"shard_index={shard_index} must be in [0, shard_count={shard_count})")
+  if num_items < shard_count:
+    raise ValueError(f"source has {num_items} items, fewer than shard_count={shard_count}")
+
+
+def _select(item: dict, keys: tuple[str, ...]) -> dict:
+  out = {}
+  for k in keys:
+    if k not in item:
+      raise ValueError(f"data item lacks key {k!r}; it has {sorted(item)}")
+    out[k] = item[k]
+  out["frames"] = np.asarray(out["frames"])
+  if out["frames"].dtype != np.uint8 or out["frames"].ndim != 4:
+    raise ValueError(f"item frames must be uint8 (T, H, W, 3); got {out['frames'].dtype} {out['frames'].shape}")
+  for k in keys[1:]:
+    out[k] = np.int32(out[k])
+  return out
+
+
+class _TrainMap:
+  """Applies the transform with a per-element rng; counts skipped (None) items and logs them once per epoch."""
+
+  def __init__(self, transform: Transform | None, seed: int, epoch_len: int):
+    self.transform, self.seed, self.epoch_len = transform, seed, epoch_len
+    self._epoch, self._skipped = 0, 0
+
+  def __call__(self, index: int, item: dict) -> dict | None:
+    epoch = index // self.epoch_len
+    if epoch > self._epoch:
+      stats = dict(getattr(self.transform, "stats", {}))
+      if self._skipped or stats:
+        logging.warning("train data: epoch %d done; in this process %d items skipped; counts so far: %s",
+                        self._epoch, self._skipped, stats)
+      self._epoch, self._skipped = epoch, 0
+    if self.transform is not None:
+      item = self.transform(item, np.random.default_rng([self.seed, index]))
+      if item is None:
+        self._skipped += 1
+        return None
+    return _select(item, _TRAIN_KEYS)
+
+
+def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | None = None, shard_index: int = 0,
+                  shard_count: int = 1, num_workers: int = 0, per_worker_buffer_size: int = 2,
+                  read_threads: int | None = None) -> grain.IterDataset:
+  """Infinite training stream: seeded shuffle per epoch -> repeat -> transform -> shard -> batch -> prefetch.
+
+  Yields {'frames': uint8 (batch_size, T+1, H, W, 3), 'label': int32 (batch_size,)}; batch_size is per process.
+  The shuffled stream is global and each process takes every shard_count-th element of it (use
+  jax.process_index()/process_count()), so the union of the processes' batches (the global batch) and each
+  element's augmentation are the same whatever the process count. `iter(ds).get_state()/set_state()` resume the
+  stream exactly. num_workers>0 decodes in that many processes.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size={batch_size}; expected >= 1")
+  _check_shard(shard_index, shard_count, len(source))
+  if len(source) // shard_count < batch_size:
+    raise ValueError(f"{len(source)} items over {shard_count} processes are fewer than batch_size={batch_size} "
+                     "per process")
+  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+  ds = ds.map_with_index(_TrainMap(transform, seed, len(source)))[shard_index::shard_count]
+  read_options = grain.ReadOptions(num_threads=read_threads) if read_threads is not None else None
+  it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=True)
+  if num_workers > 0:
+    it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
+  return it
+
+
+def _mp_prefetch(it: grain.IterDataset, num_workers: int, per_worker_buffer_size: int) -> grain.IterDataset:
+  # grain >= 0.2.17 reads absl flags in mp_prefetch; outside an absl app (pytest, notebooks, plain scripts)
+  # nothing has parsed them, so use their defaults instead of failing with UnparsedFlagAccessError.
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  return it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers,
+                                                     per_worker_buffer_size=per_worker_buffer_size))
+
+
+def eval_batch_count(num_items: int, batch_size: int, shard_count: int) -> int:
+  """Batches every process runs in one eval pass (the same on all processes)."""
+  return math.ceil(math.ceil(num_items / shard_count) / batch_size)
+
+
+class _EvalMap:
+  """Transforms item `i` of this process's contiguous block (deterministically), or makes a masked padding item.
+
+  Contiguous blocks (not strided) keep the views of one video together, so a transform can reuse a decoded clip.
+  """
+
+  def __init__(self, source, transform: Transform | None, shard_index: int, shard_count: int, seed: int,
+               template: dict):
+    self.source, self.transform, self.seed, self.template = source, transform, seed, template
+    per_shard = math.ceil(len(source) / shard_count)
+    self.begin = shard_index * per_shard
+    self.end = min(len(source), self.begin + per_shard)
+
+  def __call__(self, local_index: int) -> dict:
+    item = None
+    global_index = self.begin + local_index
+    if global_index < self.end:
+      item = self.source[global_index]
+      item.setdefault("video_index", global_index)
+      if self.transform is not None:
+        item = self.transform(item, np.random.default_rng([self.seed, global_index]))
+      if global_index == self.end - 1 and getattr(self.transform, "stats", None):
+        logging.warning("eval data: pass done; counts in this process: %s", dict(self.transform.stats))
+    if item is None:
+      return {**self.template, "mask": np.bool_(False)}
+    return {**_select(item, _EVAL_KEYS), "mask": np.bool_(True)}
+
+
+def _template(source, transform: Transform | None, seed: int) -> dict:
+  """An all-zero element shaped like real ones, for padding; from the first item that transforms."""
+  for i in range(len(source)):
+    item = source[i]
+    item.setdefault("video_index", i)
+    if transform is not None:
+      item = transform(item, np.random.default_rng([seed, i]))
+    if item is not None:
+      item = _select(item, _EVAL_KEYS)
+      return {k: np.zeros_like(v) for k, v in item.items()} | {"video_index": np.int32(-1), "label": np.int32(-1)}
+  raise ValueError(f"eval source {source!r}: no item could be read (all {len(source)} skipped)")
+
+
+def eval_dataset(source, *, batch_size: int, transform: Transform | None = None, shard_index: int = 0,
+                 shard_count: int = 1, num_workers: int = 0, seed: int = 0,
+                 per_worker_buffer_size: int = 2) -> grain.IterDataset:
+  """One finite pass over this process's shard, padded so all processes run the same number of full batches.
+
+  Yields {'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,), 'video_index': int32 (b,), 'mask': bool (b,)}.
+  Padding (and items skipped under the skip policy) have mask=False, label=-1, video_index=-1 and zero frames.
+  Process shard_index reads the contiguous block [shard_index * ceil(N / shard_count), ...) of the source.
+  For multi-view evaluation pass a view-expanded source (one item per clip x crop, all with their video's
+  video_index); items without 'video_index' get their source index.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size={batch_size}; expected >= 1")
+  _check_shard(shard_index, shard_count, len(source))
+  padded = eval_batch_count(len(source), batch_size, shard_count) * batch_size
+  template = _template(source, transform, seed)
+  ds = grain.MapDataset.range(padded).map(_EvalMap(source, transform, shard_index, shard_count, seed, template))
+  it = ds.batch(batch_size).to_iter_dataset()
+  if num_workers > 0:
+    it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
+  return it
+
+
+def take(ds: grain.IterDataset, n: int) -> list[Any]:
+  """First n elements of a dataset (a convenience for tests and benchmarks)."""
+  it = iter(ds)
+  return [next(it) for _ in range(n)]

@@ -1,0 +1,193 @@
+"""Real-video sources and the clip transform: record -> decoded, sampled, augmented uint8 clip.
+
+The same `ClipTransform` serves videos decoded on the fly (items with a 'path') and pre-decoded videos read from
+ArrayRecord (items with 'frames' holding the whole video and its 'fps'), so both feed the trainer identically.
+Eval uses `MultiViewSource`: one item per (video, clip k of K, crop c of C), all carrying their video's index.
+"""
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+from absl import logging
+
+from vmp_jax.data import manifest as manifest_lib
+from vmp_jax.data import pipeline, sampling, transforms, video
+
+
+class ManifestSource:
+  """Random-access records of a manifest.  item: {'path', 'label', 'start_sec', 'end_sec', 'where', 'video_index'}."""
+
+  def __init__(self, records: list[manifest_lib.VideoRecord]):
+    self.records = list(records)
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  def __getitem__(self, index: int) -> dict:
+    r = self.records[index]
+    return {"path": r.path, "label": r.label, "start_sec": r.start_sec,
+            "end_sec": -1.0 if r.end_sec is None else r.end_sec, "where": r.where, "video_index": int(index)}
+
+  def __repr__(self) -> str:
+    return f"ManifestSource({len(self)} videos)"
+
+
+class MultiViewSource:
+  """num_clips x num_crops views per item of `base`; view v of video i is item i * K * C + v (clips major)."""
+
+  def __init__(self, base, num_clips: int, num_crops: int):
+    if num_clips < 1 or num_crops not in (1, 3):
+      raise ValueError(f"num_clips={num_clips}, num_crops={num_crops}; expected num_clips >= 1, num_crops 1 or 3")
+    self.base, self.num_clips, self.num_crops = base, num_clips, num_crops
+
+  @property
+  def num_views(self) -> int:
+    return self.num_clips * self.num_crops
+
+  def __len__(self) -> int:
+    return len(self.base) * self.num_views
+
+  def __getitem__(self, index: int) -> dict:
+    video_index, view = divmod(int(index), self.num_views)
+    item = dict(self.base[video_index])
+    item.update(video_index=video_index, clip_index=view // self.num_crops, crop_index=view % self.num_crops)
+    return item
+
+  def __repr__(self) -> str:
+    return f"MultiViewSource({self.base!r}, num_clips={self.num_clips}, num_crops={self.num_crops})"
+
+
+class ClipTransform:
+  """Record -> {'frames': uint8 (num_frames, crop, crop, 3), 'label', 'video_index'}, or None when skipped.
+
+  train=True: random clip start, random short-side scale in train_scale, random crop, random flip.
+  train=False: clip item['clip_index'] of num_clips evenly spaced, short side eval_short_side, crop
+  item['crop_index'] of num_crops (default: the single centre view).
+  `stats` counts short videos (looped/padded) and skipped items by reason, in this process.
+  """
+
+  def __init__(self, *, num_frames: int, sampling_rate: int, train: bool, crop_size: int,
+               train_scale: tuple[int, int] = (256, 320), eval_short_side: int = 256, num_clips: int = 1,
+               num_crops: int = 1, target_fps: float = 0.0, short_video: str = "loop", on_bad_input: str = "error"):
+    if on_bad_input not in manifest_lib.SKIP_POLICIES:
+      raise ValueError(f"on_bad_input={on_bad_input!r}; expected one of {manifest_lib.SKIP_POLICIES}")
+    if short_video not in sampling.SHORT_VIDEO_POLICIES:
+      raise ValueError(f"short_video={short_video!r}; expected one of {sampling.SHORT_VIDEO_POLICIES}")
+    if not train and eval_short_side < crop_size:
+      raise ValueError(f"eval_short_side={eval_short_side} < crop_size={crop_size}")
+    sampling.clip_span(num_frames, sampling_rate)
+    self.num_frames, self.sampling_rate, self.train, self.crop_size = num_frames, sampling_rate, train, crop_size
+    self.train_scale, self.eval_short_side = tuple(train_scale), eval_short_side
+    self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
+    self.short_video, self.on_bad_input = short_video, on_bad_input
+    self.stats = collections.Counter()
+    self._cache_key, self._cache = None, None
+
+  def _indices(self, num_available: int, item: dict, rng: np.random.Generator) -> np.ndarray:
+    if sampling.is_short(num_available, self.num_frames, self.sampling_rate):
+      self.stats[f"short_video_{self.short_video}"] += 1
+    if self.train:
+      return sampling.train_clip_indices(num_available, self.num_frames, self.sampling_rate, rng, self.short_video)
+    return sampling.eval_clip_indices(num_available, self.num_frames, self.sampling_rate,
+                                      int(item.get("clip_index", 0)), self.num_clips, self.short_video)
+
+  def _clip(self, item: dict, rng: np.random.Generator) -> np.ndarray:
+    """The sampled clip at full resolution: (num_frames, H, W, 3) uint8."""
+    if "frames" in item:  # a pre-decoded video (all frames, at item['fps'])
+      frames, fps = np.asarray(item["frames"]), float(item["fps"])
+      if frames.ndim != 4 or frames.shape[0] == 0:
+        raise video.VideoError(f"stored video has frames of shape {frames.shape}; expected (N>0, H, W, 3)")
+      n = sampling.frames_at_fps(len(frames), fps, self.target_fps)
+      idx = sampling.to_source_indices(self._indices(n, item, rng), fps, self.target_fps)
+      return frames[np.minimum(idx, len(frames) - 1)]
+    path, start = item["path"], float(item.get("start_sec", 0.0))
+    info = video.probe(path)
+    end = float(item.get("end_sec", -1.0))
+    n_source = info.num_frames - int(round(start * info.fps))
+    if end > 0:
+      n_source = min(n_source, int(np.floor((end - start) * info.fps + 1e-6)))
+    if n_source < 1:
+      raise video.VideoError(f"{path}: window [{start}, {end}] s holds no frames (video: {info.num_frames} "
+                             f"frames at {info.fps:g} fps)")
+    n = sampling.frames_at_fps(n_source, info.fps, self.target_fps)
+    idx = sampling.to_source_indices(self._indices(n, item, rng), info.fps, self.target_fps)
+    return video.read_frames(path, idx, start_sec=start)
+
+  def _skip(self, item: dict, error: Exception) -> None:
+    where = item.get("where") or item.get("path") or f"video {item.get('video_index')}"
+    if self.on_bad_input == "error":
+      if isinstance(error, FileNotFoundError):
+        raise FileNotFoundError(f"{where}: {error}") from error
+      raise video.VideoError(f"{where}: {error}") from error
+    self.stats[f"skipped_{type(error).__name__}"] += 1
+    if self.stats.total() <= 20 or sum(v for k, v in self.stats.items() if k.startswith("skipped")) <= 5:
+      logging.warning("skipping %s: %s", where, error)
+
+  def __call__(self, item: dict, rng: np.random.Generator) -> dict | None:
+    try:
+      key = (item.get("path"), item.get("video_index"), item.get("clip_index"))
+      if not self.train and key == self._cache_key:  # the 3 crops of one eval clip decode once
+        clip = self._cache
+      else:
+        clip = self._clip(item, rng)
+        if not self.train:
+          self._cache_key, self._cache = key, clip
+      if self.train:
+        frames = transforms.random_resized_crop_flip(clip, rng, scale_range=self.train_scale,
+                                                     crop_size=self.crop_size)
+      else:
+        frames = transforms.eval_view(clip, short_side=self.eval_short_side, crop_size=self.crop_size,
+                                      crop_index=int(item.get("crop_index", 0)) if self.num_crops == 3 else 0,
+                                      num_crops=self.num_crops)
+    except (FileNotFoundError, video.VideoError) as e:
+      self._skip(item, e)
+      return None
+    return {"frames": frames, "label": np.int32(item["label"]), "video_index": np.int32(item["video_index"])}
+
+
+def _transforms(c, num_frames: int) -> tuple[ClipTransform, ClipTransform]:
+  common = dict(num_frames=num_frames, sampling_rate=c.sampling_rate, crop_size=c.crop_size,
+                target_fps=c.target_fps, short_video=c.short_video, on_bad_input=c.on_bad_input)
+  return (ClipTransform(train=True, train_scale=tuple(c.train_scale), **common),
+          ClipTransform(train=False, eval_short_side=c.eval_short_side, num_clips=c.eval_num_clips,
+                        num_crops=c.eval_num_crops, **common))
+
+
+def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch_size: int, seed: int,
+                        shard_index: int, shard_count: int):
+  """DataSplits for data.source 'video_manifest' (decode on the fly) or 'tfds' (pre-decoded ArrayRecord)."""
+  from vmp_jax.data.builders import DataSplits  # pylint: disable=g-import-not-at-top  (cycle)
+  if c.source == "video_manifest":
+    if not c.class_names:
+      raise ValueError("data.class_names is empty; expected the class-names file of the manifests")
+    class_names = manifest_lib.read_class_names(c.class_names)
+    sources = []
+    for key in ("train_manifest", "eval_manifest"):
+      if not c[key]:
+        raise ValueError(f"data.{key} is empty; expected a manifest file (path,label[,start_sec,end_sec])")
+      records, _ = manifest_lib.read_manifest(c[key], class_names, video_root=c.video_root,
+                                              on_bad_input=c.on_bad_input)
+      sources.append(ManifestSource(records))
+    train_src, eval_base = sources
+  else:
+    from vmp_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
+    train_src, eval_base, class_names = tfds_builders.load_sources(c.tfds.name, c.tfds.config, c.tfds.data_dir,
+                                                                   c.tfds.train_split, c.tfds.eval_split)
+  train_t, eval_t = _transforms(c, num_frames)
+  eval_src = MultiViewSource(eval_base, c.eval_num_clips, c.eval_num_crops)
+  shard = dict(shard_index=shard_index, shard_count=shard_count)
+  train = pipeline.train_dataset(train_src, batch_size=train_batch_size, seed=seed, transform=train_t,
+                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size, **shard)
+  evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_batch_size, transform=eval_t,
+                                     num_workers=c.eval_num_workers, **shard)
+  logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train_src), len(eval_base),
+               eval_src.num_views, len(class_names))
+  return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base),
+                    len(train_src), (c.crop_size, c.crop_size))
+
+
+def check_files_exist(records: list[manifest_lib.VideoRecord]) -> list[str]:
+  """Manifest locations ('file:line: path') whose video file does not exist."""
+  return [f"{r.where}: {r.path}" for r in records if not os.path.exists(r.path)]

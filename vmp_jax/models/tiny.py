@@ -1,0 +1,42 @@
+"""A small (2+1)-D CNN backbone ('tiny'): two blocks of spatial conv -> temporal depthwise conv -> BN -> ReLU,
+global pooling, a linear head.
+
+For smoke runs and the training-system tests, where X3D's compile time (about a minute on a 2-core CPU) would
+dominate; it obeys the backbone contract of `vmp_jax.models.classifier` like any other backbone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vmp_jax.models.classifier import register_backbone
+from vmp_jax.ops import SpatialConv, depthwise_conv3d
+
+
+@register_backbone("tiny")
+class TinyVideoNet(nn.Module):
+    """clips: (B, T, H, W, 3) -> logits (B, num_classes) float32."""
+
+    num_classes: int
+    width: int = 8
+    dropout_rate: float = 0.0
+    dtype: Any = jnp.float32
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, clips, train: bool):
+        x = clips.astype(self.dtype)
+        for width in (self.width, 2 * self.width):
+            x = SpatialConv(width, (3, 3), (2, 2), dtype=self.dtype)(x)
+            temporal = self.param(f"temporal_{width}", nn.initializers.normal(math.sqrt(2.0 / 3)), (3, 1, 1, width))
+            x = depthwise_conv3d(x, temporal.astype(self.dtype))
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(x)
+            x = nn.relu(x)
+        x = jnp.mean(x, axis=(1, 2, 3))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
