@@ -189,11 +189,11 @@ def depthwise_rows(runs, lax_runs, torch):
         kind = name.split()[0]
         ratio = f"{torch_t[kind] / sec:.2f}x" if kind in torch_t else ""
         n = lax_runs if "lax" in name else runs
-        rows.append((f"depthwise 3x3x3 {name}" + (f" (n={n})" if n != runs else ""), "x" + "x".join(map(str, shape)),
-                     sec, f"{gbytes * (2 if 'bwd' in name else 1) / sec:.1f} GB/s", ratio))
+        rows.append((f"depthwise 3x3x3 {name}" + (f" (n={n})" if n != runs else ""), "x".join(map(str, shape)),
+                     sec, f"{gbytes * (2 if 'bwd' in name else 1) / sec:.2f} GB/s", ratio))
     for kind, sec in torch_t.items():
-        rows.append((f"depthwise 3x3x3 {kind} PyTorch", "x" + "x".join(map(str, shape)), sec,
-                     f"{gbytes * (2 if 'bwd' in kind else 1) / sec:.1f} GB/s", "1.00x"))
+        rows.append((f"depthwise 3x3x3 {kind} PyTorch", "x".join(map(str, shape)), sec,
+                     f"{gbytes * (2 if 'bwd' in kind else 1) / sec:.2f} GB/s", "1.00x"))
     return rows
 
 
