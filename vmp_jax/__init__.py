@@ -1,5 +1,6 @@
 """vmp_jax: Video Motion Prompts (Chen, Wang, Koniusz, Gedeon, ACML 2024) in JAX/Flax."""
 
+from vmp_jax.models import BACKBONES, X3D, VideoClassifier, register_backbone
 from vmp_jax.motion_prompt import (
     LUMA_WEIGHTS,
     MotionPrompts,
@@ -15,6 +16,10 @@ from vmp_jax.motion_prompt import (
 )
 
 __all__ = [
+    "BACKBONES",
+    "X3D",
+    "VideoClassifier",
+    "register_backbone",
     "LUMA_WEIGHTS",
     "MotionPrompts",
     "VideoMotionPrompt",
