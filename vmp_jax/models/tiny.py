@@ -1,5 +1,5 @@
-"""A small (2+1)-D CNN backbone ('tiny'): two blocks of spatial conv -> temporal depthwise conv -> BN -> ReLU,
-global pooling, a linear head.
+"""A small CNN backbone ('tiny'): two blocks of spatial conv (mixes channels) -> depthwise 3x3x3 conv (a
+spatio-temporal filter per channel, which can be direction-selective) -> BN -> ReLU, global pooling, linear head.
 
 For smoke runs and the training-system tests, where X3D's compile time (about a minute on a 2-core CPU) would
 dominate; it obeys the backbone contract of `vmp_jax.models.classifier` like any other backbone.
@@ -32,8 +32,8 @@ class TinyVideoNet(nn.Module):
         x = clips.astype(self.dtype)
         for width in (self.width, 2 * self.width):
             x = SpatialConv(width, (3, 3), (2, 2), dtype=self.dtype)(x)
-            temporal = self.param(f"temporal_{width}", nn.initializers.normal(math.sqrt(2.0 / 3)), (3, 1, 1, width))
-            x = depthwise_conv3d(x, temporal.astype(self.dtype))
+            kernel = self.param(f"depthwise_{width}", nn.initializers.normal(math.sqrt(2.0 / 27)), (3, 3, 3, width))
+            x = depthwise_conv3d(x, kernel.astype(self.dtype))
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                              axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(x)
             x = nn.relu(x)
