@@ -66,3 +66,19 @@ def test_strict_builder_names_the_manifest_line(videos, tmp_path):
                                class_names=str(videos / "classes.txt"), video_root=str(videos), short_side=40)
   with pytest.raises(ValueError, match=r"train.csv:2.*corrupt.mp4"):
     tb.VideoManifest(config=cfg, data_dir=str(tmp_path / "tfds")).download_and_prepare(file_format="array_record")
+
+
+def test_prepare_cli_summary(videos, tmp_path):
+  import os
+  import subprocess
+  import sys
+  (tmp_path / "train.csv").write_text("grey.mp4,0\ncorrupt.mp4,1\nxy.mkv,7\n")
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  out = subprocess.run(
+      [sys.executable, "-m", "vmp_jax.data.prepare", "--name=cli", f"--data_dir={tmp_path / 'tfds'}",
+       f"--manifest=train={tmp_path / 'train.csv'}", f"--class_names={videos / 'classes.txt'}",
+       f"--video_root={videos}", "--short_side=40", "--storage=jpeg", "--on_bad_input=skip"],
+      capture_output=True, text=True, timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": root})
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "train: 1 videos" in out.stdout and "skipped: 2" in out.stdout
+  assert "train.csv:2" in out.stdout and "train.csv:3: label 7 out of range" in out.stdout

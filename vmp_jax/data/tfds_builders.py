@@ -130,7 +130,8 @@ class VideoManifest(tfds.core.GeneratorBasedBuilder):
     records, problems = manifest_lib.read_manifest(manifest_path, names, video_root=c.video_root,
                                                    on_bad_input=c.on_bad_input)
     self.problems += problems
-    self.skipped["malformed_line"] += len(problems)
+    if problems:
+      self.skipped["malformed_line"] += len(problems)
     for i, r in enumerate(records):
       try:
         frames, fps = decode_whole_video(r.path, start_sec=r.start_sec, end_sec=r.end_sec,
