@@ -34,8 +34,10 @@ def _features(storage: str, class_names: list[str]) -> tfds.features.FeaturesDic
                                                                              encoding="bytes"),
                                        **common})
   return tfds.features.FeaturesDict({
-      "jpeg": tfds.features.Tensor(shape=(None,), dtype=np.uint8),          # all frames' JPEG files, concatenated
-      "jpeg_offsets": tfds.features.Tensor(shape=(None,), dtype=np.int64),  # N+1 offsets into 'jpeg'
+      # All frames' JPEG files concatenated, and N+1 offsets into them. encoding='bytes' stores one blob instead
+      # of a varint list per byte: 5x faster to parse.
+      "jpeg": tfds.features.Tensor(shape=(None,), dtype=np.uint8, encoding="bytes"),
+      "jpeg_offsets": tfds.features.Tensor(shape=(None,), dtype=np.int64, encoding="bytes"),
       **common})
 
 

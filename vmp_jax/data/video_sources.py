@@ -96,9 +96,10 @@ class ClipTransform:
   def _clip(self, item: dict, rng: np.random.Generator) -> np.ndarray:
     """The sampled clip at full resolution: (num_frames, H, W, 3) uint8."""
     if "frames" in item:  # a pre-decoded video (all frames, at item['fps'])
-      frames, fps = np.asarray(item["frames"]), float(item["fps"])
-      if frames.ndim != 4 or frames.shape[0] == 0:
-        raise video.VideoError(f"stored video has frames of shape {frames.shape}; expected (N>0, H, W, 3)")
+      # An ndarray, or lazy JpegFrames that decode only the indexed frames (never np.asarray it whole).
+      frames, fps = item["frames"], float(item["fps"])
+      if len(frames) == 0 or (isinstance(frames, np.ndarray) and frames.ndim != 4):
+        raise video.VideoError(f"stored video has frames of shape {np.shape(frames)}; expected (N>0, H, W, 3)")
       n = sampling.frames_at_fps(len(frames), fps, self.target_fps)
       idx = sampling.to_source_indices(self._indices(n, item, rng), fps, self.target_fps)
       return frames[np.minimum(idx, len(frames) - 1)]
