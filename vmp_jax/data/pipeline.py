@@ -72,7 +72,9 @@ def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | 
 
   Yields {'frames': uint8 (batch_size, T+1, H, W, 3), 'label': int32 (batch_size,)}. This process reads only
   items shard_index::shard_count (use jax.process_index()/process_count()); batch_size is per process.
-  `iter(ds).get_state()/set_state()` resume the stream exactly. num_workers>0 decodes in that many processes.
+  `iter(ds).get_state()/set_state()` resume the stream exactly. num_workers>0 decodes in that many processes
+  (grain mp_prefetch); the batch order then depends on num_workers, so resume with the same value.
+  read_threads: grain's in-process read threads (None: grain's default).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size={batch_size}; expected >= 1")
