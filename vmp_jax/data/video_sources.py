@@ -83,7 +83,7 @@ class ClipTransform:
     self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
     self.short_video, self.on_bad_input = short_video, on_bad_input
     self.stats = collections.Counter()
-    self._cache_key, self._cache = None, None
+    self._cached = (None, None)
 
   def _indices(self, num_available: int, item: dict, rng: np.random.Generator) -> np.ndarray:
     if sampling.is_short(num_available, self.num_frames, self.sampling_rate):
@@ -129,12 +129,13 @@ class ClipTransform:
   def __call__(self, item: dict, rng: np.random.Generator) -> dict | None:
     try:
       key = (item.get("path"), item.get("video_index"), item.get("clip_index"))
-      if not self.train and key == self._cache_key:  # the 3 crops of one eval clip decode once
-        clip = self._cache
+      cached = self._cached  # one tuple, read and written atomically: grain calls this from several threads
+      if not self.train and cached[0] == key:  # the 3 crops of one eval clip decode once
+        clip = cached[1]
       else:
         clip = self._clip(item, rng)
         if not self.train:
-          self._cache_key, self._cache = key, clip
+          self._cached = (key, clip)
       if self.train:
         frames = transforms.random_resized_crop_flip(clip, rng, scale_range=self.train_scale,
                                                      crop_size=self.crop_size)
