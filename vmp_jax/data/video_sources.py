@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 
 import numpy as np
 from absl import logging
@@ -83,11 +84,23 @@ class ClipTransform:
     self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
     self.short_video, self.on_bad_input = short_video, on_bad_input
     self.stats = collections.Counter()
+    self._lock = threading.Lock()
     self._cached = (None, None)
+
+  def __getstate__(self):  # picklable for grain worker processes (locks are not)
+    return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state, _lock=threading.Lock())
+
+  def _tally(self, key: str) -> int:
+    with self._lock:  # grain calls transforms from several threads
+      self.stats[key] += 1
+      return sum(v for k, v in self.stats.items() if k.startswith("skipped"))
 
   def _indices(self, num_available: int, item: dict, rng: np.random.Generator) -> np.ndarray:
     if sampling.is_short(num_available, self.num_frames, self.sampling_rate):
-      self.stats[f"short_video_{self.short_video}"] += 1
+      self._tally(f"short_video_{self.short_video}")
     if self.train:
       return sampling.train_clip_indices(num_available, self.num_frames, self.sampling_rate, rng, self.short_video)
     return sampling.eval_clip_indices(num_available, self.num_frames, self.sampling_rate,
@@ -122,8 +135,7 @@ class ClipTransform:
       if isinstance(error, FileNotFoundError):
         raise FileNotFoundError(f"{where}: {error}") from error
       raise video.VideoError(f"{where}: {error}") from error
-    self.stats[f"skipped_{type(error).__name__}"] += 1
-    if self.stats.total() <= 20 or sum(v for k, v in self.stats.items() if k.startswith("skipped")) <= 5:
+    if self._tally(f"skipped_{type(error).__name__}") <= 20:  # the first ones in full; then only the counts
       logging.warning("skipping %s: %s", where, error)
 
   def __call__(self, item: dict, rng: np.random.Generator) -> dict | None:
