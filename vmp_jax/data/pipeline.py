@@ -88,14 +88,15 @@ class _TrainMap:
 
 def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | None = None, shard_index: int = 0,
                   shard_count: int = 1, num_workers: int = 0, per_worker_buffer_size: int = 2,
-                  read_threads: int | None = None) -> grain.IterDataset:
+                  read_threads: int = 2, read_buffer_size: int = 64) -> grain.IterDataset:
   """Infinite training stream: shard -> seeded shuffle per epoch -> repeat -> transform -> batch -> prefetch.
 
   Yields {'frames': uint8 (batch_size, T+1, H, W, 3), 'label': int32 (batch_size,)}. This process reads only
   items shard_index::shard_count (use jax.process_index()/process_count()); batch_size is per process.
   `iter(ds).get_state()/set_state()` resume the stream exactly. num_workers>0 decodes in that many processes
   (grain mp_prefetch); the batch order then depends on num_workers, so resume with the same value.
-  read_threads: grain's in-process read threads (None: grain's default).
+  read_threads / read_buffer_size: threads and elements of grain's read-ahead in each process (grain's
+  defaults, 16 and 500, oversubscribe small hosts: 2 threads were 1.7x faster than 16 on 2 cores).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size={batch_size}; expected >= 1")
@@ -105,7 +106,7 @@ def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | 
     raise ValueError(f"shard {shard_index} has {len(ds)} items, fewer than batch_size={batch_size}")
   ds = ds.seed(seed).shuffle().repeat()
   ds = ds.map_with_index(_TrainMap(transform, seed, ds_len(source, shard_index, shard_count)))
-  read_options = grain.ReadOptions(num_threads=read_threads) if read_threads is not None else None
+  read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=read_buffer_size)
   it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=True)
   if num_workers > 0:
     it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
@@ -174,7 +175,8 @@ def _template(source, transform: Transform | None, seed: int) -> dict:
 
 def eval_dataset(source, *, batch_size: int, transform: Transform | None = None, shard_index: int = 0,
                  shard_count: int = 1, num_workers: int = 0, seed: int = 0,
-                 per_worker_buffer_size: int = 2) -> grain.IterDataset:
+                 per_worker_buffer_size: int = 2, read_threads: int = 2,
+                 read_buffer_size: int = 8) -> grain.IterDataset:
   """One finite pass over this process's shard, padded so all processes run the same number of full batches.
 
   Yields {'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,), 'video_index': int32 (b,), 'mask': bool (b,)}.
@@ -189,7 +191,8 @@ def eval_dataset(source, *, batch_size: int, transform: Transform | None = None,
   padded = eval_batch_count(len(source), batch_size, shard_count) * batch_size
   template = _template(source, transform, seed)
   ds = grain.MapDataset.range(padded).map(_EvalMap(source, transform, shard_index, shard_count, seed, template))
-  it = ds.batch(batch_size).to_iter_dataset()
+  it = ds.batch(batch_size).to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
+                                                               prefetch_buffer_size=read_buffer_size))
   if num_workers > 0:
     it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
   return it

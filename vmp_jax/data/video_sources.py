@@ -193,9 +193,10 @@ def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch
   eval_src = MultiViewSource(eval_base, c.eval_num_clips, c.eval_num_crops)
   shard = dict(shard_index=shard_index, shard_count=shard_count)
   train = pipeline.train_dataset(train_src, batch_size=train_batch_size, seed=seed, transform=train_t,
-                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size, **shard)
+                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size,
+                                 read_threads=c.read_threads, read_buffer_size=c.read_buffer_size, **shard)
   evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_batch_size, transform=eval_t,
-                                     num_workers=c.eval_num_workers, **shard)
+                                     num_workers=c.eval_num_workers, read_threads=c.read_threads, **shard)
   logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train_src), len(eval_base),
                eval_src.num_views, len(class_names))
   return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base))
