@@ -1,15 +1,17 @@
 """Procedural motion clips: the embedded default data, whose class is defined only by motion.
 
-Every clip shows 1..max_objects textured objects drifting over a static textured, cluttered background, with per-frame
-flicker, pixel noise and small camera jitter. Speeds are 1-2 pixels per frame by default: slow enough that a
-3x3x3 convolution sees an object's displacement between neighbouring frames, which is what makes the data
-learnable by a small 3D CNN in a few hundred CPU steps (at 2-3.5 px/frame plus per-frame jitter it was not). The class is the *direction* in which all objects of the clip move:
-class c moves at angle 2*pi*c/num_classes (0 = rightwards, counter-clockwise with y pointing up on screen).
-Everything else (shapes, colours, textures, background, speed, starting positions, flicker, jitter) is drawn from
-the same distribution for every class. Objects wrap around the frame edges (a torus), so their position in any
-single frame is uniform whatever the direction: one frame carries no class information, two frames do.
+Every clip shows 1..max_objects textured objects drifting over a static textured, cluttered background, with
+per-frame flicker and pixel noise, and optional camera shake (`jitter`). The class is the *direction* in which
+all objects of the clip move: class c moves at angle 2*pi*c/num_classes (0 = rightwards, counter-clockwise with
+y pointing up on screen). Everything else (shapes, colours, textures, background, speed, starting positions,
+flicker, shake) is drawn from the same distribution for every class. Objects wrap around the frame edges (a
+torus), so their position in any single frame is uniform whatever the direction: one frame carries no class
+information, two frames do.
 
-Items are deterministic in (seed, index): use different seeds for the train and eval splits.
+Speeds are 1-2 pixels per frame by default, so a 3x3x3 convolution sees an object's displacement between
+neighbouring frames; with 2-3.5 px/frame, or with camera shake on, a small Conv3D on a 2-core CPU stayed at
+chance for 220 steps (benchmarks/RESULTS_data.md). Items are deterministic in (seed, index): use different
+seeds for the train and eval splits.
 """
 from __future__ import annotations
 
