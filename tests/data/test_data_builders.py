@@ -60,6 +60,11 @@ def test_video_manifest_end_to_end(videos, tmp_path):
   labels = np.concatenate([b["label"] for b in batches])[mask]
   assert mask.sum() == 18 and np.bincount(vids).tolist() == [6, 6, 6]
   assert dict(zip(vids.tolist(), labels.tolist())) == {0: 1, 1: 0, 2: 2}
+  # Each view shows its own video (the eval transform reuses a decoded clip across crops, from several threads):
+  # xy.mkv (video 0) has distinct colour channels, the grey videos 1 and 2 have equal ones.
+  frames = np.concatenate([b["frames"] for b in batches])[mask].astype(int)
+  channel_spread = np.abs(frames[..., 0] - frames[..., 1]).mean(axis=(1, 2, 3))
+  assert ((channel_spread > 20) == (vids == 0)).all()
 
 
 def test_imports_and_workers_inside_an_absl_app(tmp_path):

@@ -90,8 +90,9 @@ def test_skips_are_logged_per_epoch_and_worker_errors_name_the_file(videos, tmp_
                           on_bad_input="skip")
   with caplog.at_level("WARNING"):
     pipeline.take(pipeline.train_dataset(src, batch_size=2, seed=0, transform=lenient), 3)  # 6 good = 3 epochs
-  epoch_logs = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
-  assert epoch_logs and "1 items skipped" in epoch_logs[0] and "skipped_VideoError" in epoch_logs[0]
+  epoch_logs = [r.getMessage() for r in caplog.records if "train data: epoch 0:" in r.getMessage()]
+  assert len(epoch_logs) == 1 and "1 of 3 items seen in this process skipped" in epoch_logs[0]
+  assert "skipped_VideoError" in epoch_logs[0]
   strict = ClipTransform(num_frames=2, sampling_rate=1, train=True, crop_size=32, train_scale=(40, 40))
   it = iter(pipeline.train_dataset(src, batch_size=3, seed=0, transform=strict, num_workers=1))
   with pytest.raises(Exception) as e:

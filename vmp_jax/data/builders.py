@@ -39,6 +39,8 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.num_workers = 0              # grain worker processes per host for decoding/augmentation (0: in the main process)
   c.eval_num_workers = 0         # the same for the eval pass
   c.per_worker_buffer_size = 2   # batches each worker prepares ahead
+  c.read_threads = 2             # grain read-ahead threads per process (grain's default 16 oversubscribes small hosts)
+  c.read_buffer_size = 64        # train elements read ahead per process (eval: batches; see pipeline.py)
 
   # --- procedural: the embedded default (no files); class = direction of motion.
   c.procedural = ml_collections.ConfigDict()
@@ -49,11 +51,11 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.procedural.num_classes = 4   # directions 360/num_classes degrees apart
   c.procedural.train_seed = 0    # train and eval splits differ only by seed
   c.procedural.eval_seed = 1
-  c.procedural.speed = (2.0, 3.5)  # object speed range, pixels per frame
-  c.procedural.max_objects = 3
+  c.procedural.speed = (1.0, 2.0)  # object speed range, pixels per frame (<= 2: within a 3x3x3 kernel's reach)
+  c.procedural.max_objects = 5
   c.procedural.flicker = 0.08    # per-frame brightness change, +-fraction
   c.procedural.noise_std = 4.0   # per-pixel Gaussian noise, grey levels
-  c.procedural.jitter = 1        # camera jitter, +-pixels per frame
+  c.procedural.jitter = 0        # camera shake: sparse 1-pixel random walk within +-jitter pixels (0: off)
   c.procedural.clutter = 6       # max static clutter blocks in the background
 
   # --- real videos (both 'video_manifest' and 'tfds').
@@ -110,9 +112,11 @@ def make_datasets(data_config: ml_collections.ConfigDict, *, num_frames: int, gl
     train_src = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
     eval_src = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
     train = pipeline.train_dataset(train_src, batch_size=train_b, seed=seed, num_workers=data_config.num_workers,
-                                   per_worker_buffer_size=data_config.per_worker_buffer_size, **shard)
+                                   per_worker_buffer_size=data_config.per_worker_buffer_size,
+                                   read_threads=data_config.read_threads,
+                                   read_buffer_size=data_config.read_buffer_size, **shard)
     evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_b, num_workers=data_config.eval_num_workers,
-                                       **shard)
+                                       read_threads=data_config.read_threads, **shard)
     return DataSplits(train, evaluation, p.num_classes, list(train_src.class_names), 1, len(eval_src),
                       len(train_src), (p.height, p.width))
 

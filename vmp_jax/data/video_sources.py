@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 
 import numpy as np
 from absl import logging
@@ -83,11 +84,23 @@ class ClipTransform:
     self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
     self.short_video, self.on_bad_input = short_video, on_bad_input
     self.stats = collections.Counter()
-    self._cache_key, self._cache = None, None
+    self._lock = threading.Lock()
+    self._cached = (None, None)
+
+  def __getstate__(self):  # picklable for grain worker processes (locks are not)
+    return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state, _lock=threading.Lock())
+
+  def _tally(self, key: str) -> int:
+    with self._lock:  # grain calls transforms from several threads
+      self.stats[key] += 1
+      return sum(v for k, v in self.stats.items() if k.startswith("skipped"))
 
   def _indices(self, num_available: int, item: dict, rng: np.random.Generator) -> np.ndarray:
     if sampling.is_short(num_available, self.num_frames, self.sampling_rate):
-      self.stats[f"short_video_{self.short_video}"] += 1
+      self._tally(f"short_video_{self.short_video}")
     if self.train:
       return sampling.train_clip_indices(num_available, self.num_frames, self.sampling_rate, rng, self.short_video)
     return sampling.eval_clip_indices(num_available, self.num_frames, self.sampling_rate,
@@ -96,9 +109,10 @@ class ClipTransform:
   def _clip(self, item: dict, rng: np.random.Generator) -> np.ndarray:
     """The sampled clip at full resolution: (num_frames, H, W, 3) uint8."""
     if "frames" in item:  # a pre-decoded video (all frames, at item['fps'])
-      frames, fps = np.asarray(item["frames"]), float(item["fps"])
-      if frames.ndim != 4 or frames.shape[0] == 0:
-        raise video.VideoError(f"stored video has frames of shape {frames.shape}; expected (N>0, H, W, 3)")
+      # An ndarray, or lazy JpegFrames that decode only the indexed frames (never np.asarray it whole).
+      frames, fps = item["frames"], float(item["fps"])
+      if len(frames) == 0 or (isinstance(frames, np.ndarray) and frames.ndim != 4):
+        raise video.VideoError(f"stored video has frames of shape {np.shape(frames)}; expected (N>0, H, W, 3)")
       n = sampling.frames_at_fps(len(frames), fps, self.target_fps)
       idx = sampling.to_source_indices(self._indices(n, item, rng), fps, self.target_fps)
       return frames[np.minimum(idx, len(frames) - 1)]
@@ -121,19 +135,19 @@ class ClipTransform:
       if isinstance(error, FileNotFoundError):
         raise FileNotFoundError(f"{where}: {error}") from error
       raise video.VideoError(f"{where}: {error}") from error
-    self.stats[f"skipped_{type(error).__name__}"] += 1
-    if self.stats.total() <= 20 or sum(v for k, v in self.stats.items() if k.startswith("skipped")) <= 5:
+    if self._tally(f"skipped_{type(error).__name__}") <= 20:  # the first ones in full; then only the counts
       logging.warning("skipping %s: %s", where, error)
 
   def __call__(self, item: dict, rng: np.random.Generator) -> dict | None:
     try:
       key = (item.get("path"), item.get("video_index"), item.get("clip_index"))
-      if not self.train and key == self._cache_key:  # the 3 crops of one eval clip decode once
-        clip = self._cache
+      cached = self._cached  # one tuple, read and written atomically: grain calls this from several threads
+      if not self.train and cached[0] == key:  # the 3 crops of one eval clip decode once
+        clip = cached[1]
       else:
         clip = self._clip(item, rng)
         if not self.train:
-          self._cache_key, self._cache = key, clip
+          self._cached = (key, clip)
       if self.train:
         frames = transforms.random_resized_crop_flip(clip, rng, scale_range=self.train_scale,
                                                      crop_size=self.crop_size)
@@ -179,9 +193,10 @@ def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch
   eval_src = MultiViewSource(eval_base, c.eval_num_clips, c.eval_num_crops)
   shard = dict(shard_index=shard_index, shard_count=shard_count)
   train = pipeline.train_dataset(train_src, batch_size=train_batch_size, seed=seed, transform=train_t,
-                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size, **shard)
+                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size,
+                                 read_threads=c.read_threads, read_buffer_size=c.read_buffer_size, **shard)
   evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_batch_size, transform=eval_t,
-                                     num_workers=c.eval_num_workers, **shard)
+                                     num_workers=c.eval_num_workers, read_threads=c.read_threads, **shard)
   logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train_src), len(eval_base),
                eval_src.num_views, len(class_names))
   return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base),
