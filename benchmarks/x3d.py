@@ -2,18 +2,24 @@
 
     python benchmarks/x3d.py [--runs 5] [--workloads s,xs,depthwise] [--lax_runs 1]
 
-Prints one table: workload, shape, median seconds of --runs runs after a warm-up (compilation excluded),
-throughput (clips/s for train steps, GB/s of input read + output written for convs), and the ratio of the PyTorch
-time to ours in the same run (>1 means we are faster). Train step = VMP layer + X3D forward, cross-entropy +
-lambda * temporal variation, backward, SGD-momentum update; X3D-S at batch 2, 14 frames (13 prompts) x 160^2 and
-X3D-XS at batch 4, 5 frames x 160^2. Both sides start from the same weights (converted from the PyTorch model).
-The PyTorch side needs torch + pytorchvideo (without torchvision, a stand-in `torchvision.ops` is registered;
-X3D does not use it). The depthwise rows time a 3x3x3 depthwise conv on (8, 13, 40, 40, 108) as in issue 3.
+Prints one table: workload, shape, median seconds of --runs runs after a warm-up (compilation excluded; the JAX
+and PyTorch train steps alternate run by run so that both see the same background load), throughput (clips/s for
+train steps, GB/s of input read + output written for convs), and the ratio of the PyTorch time to ours in the same
+run (>1 means we are faster).
+
+Train step = uint8 -> standardised frames, VMP layer + X3D forward, cross-entropy + lambda * temporal variation,
+backward, SGD-momentum update; ours is the trainer's own step (`train_lib.make_train_step`: shard_map over
+--cpu_devices CPU devices, one per core by default, BN synced over them). X3D-S at batch 2, 14 frames (13 prompts)
+x 160^2 and X3D-XS at batch 4, 5 frames x 160^2. Both sides start from the same weights (converted from the
+PyTorch model). The PyTorch side needs torch + pytorchvideo (without torchvision, a stand-in `torchvision.ops` is
+registered; X3D does not use it). The depthwise rows time a 3x3x3 depthwise conv on (8, 13, 40, 40, 108) as in
+issue 3 (the grouped `lax` conv is run --lax_runs times only: it takes ~20 s on a 2-core CPU).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -43,6 +49,22 @@ def median_seconds(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fn_a, fn_b, runs: int) -> tuple[float, float | None]:
+    """Medians of fn_a and fn_b timed alternately, so that both see the same background load on a shared machine."""
+    fn_a()
+    if fn_b is not None:
+        fn_b()
+    times_a, times_b = [], []
+    for _ in range(runs):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            if fn is None:
+                continue
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times_a), (statistics.median(times_b) if times_b else None)
+
+
 def import_torch_x3d():
     """(torch, create_x3d) or (None, None) when torch/pytorchvideo are missing."""
     try:
@@ -61,43 +83,35 @@ def import_torch_x3d():
     return torch, create_x3d
 
 
-def jax_train_step(variant, frames, labels, torch_state_dict):
-    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone_kwargs=(("variant", variant),))
+def jax_train_step(variant, frames_u8, labels, torch_state_dict):
+    """The trainer's own step (`train_lib.make_train_step`: shard_map over all CPU devices, synced BN)."""
+    from vmp_jax import train_lib
+
+    mesh = train_lib.make_mesh()
+    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone_kwargs=(("variant", variant),),
+                          bn_axis_name=train_lib.AXIS)
     if torch_state_dict is not None:
         backbone = x3d_from_torch(torch_state_dict, variant=variant)
-        variables = {"params": {"vmp": {"m": jnp.float32(0.0), "n": jnp.float32(0.0)}, "backbone": backbone["params"]},
+        variables = {"params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
                      "batch_stats": {"backbone": backbone["batch_stats"]}}
-        variables = jax.tree.map(jnp.asarray, variables)
     else:
-        variables = jax.jit(lambda: clf.init(jax.random.key(0), frames, train=False))()
+        variables = train_lib.init_variables(clf, jax.random.key(0), (1, *frames_u8.shape[1:]))
     tx = optax.sgd(0.01, momentum=0.9)
-    state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]), jax.random.key(1))
-
-    @jax.jit
-    def step(state, frames, labels):
-        params, batch_stats, opt_state, rng = state
-        rng, dropout_rng = jax.random.split(rng)
-
-        def loss_fn(params):
-            (logits, variation), new = clf.apply({"params": params, "batch_stats": batch_stats}, frames, train=True,
-                                                 mutable=["batch_stats"], rngs={"dropout": dropout_rng})
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return ce + LAMBDA * variation, new["batch_stats"]
-
-        grads, batch_stats = jax.grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), batch_stats, opt_state, rng
-
+    state = train_lib.replicate(train_lib.create_train_state(variables, tx), mesh)
+    step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
+    batch = train_lib.global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
     holder = [state]
 
     def run():
-        holder[0] = jax.block_until_ready(step(holder[0], frames, labels))
+        holder[0], metrics = step(holder[0], batch, jax.random.key(1))
+        jax.block_until_ready(metrics)
 
     return run
 
 
 def torch_train_step(torch, net, frames_np, labels_np):
-    """The same step in PyTorch: a VMP module written here (the paper's formula) + PyTorchVideo's X3D, SGD-momentum."""
+    """The same step in PyTorch: uint8 -> standardised, a VMP module written here (the paper's formula),
+    PyTorchVideo's X3D, cross-entropy + lambda * variation, SGD-momentum. Eager, torch's default threads."""
 
     class VMP(torch.nn.Module):
         def __init__(self):
@@ -120,12 +134,12 @@ def torch_train_step(torch, net, frames_np, labels_np):
     params = list(vmp.parameters()) + list(net.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     net.train()
-    frames = torch.from_numpy(np.ascontiguousarray(frames_np.transpose(0, 1, 4, 2, 3)))
+    frames = torch.from_numpy(np.ascontiguousarray(frames_np.transpose(0, 1, 4, 2, 3)))  # uint8, as loaded
     labels = torch.from_numpy(labels_np.astype(np.int64))
 
     def run():
         opt.zero_grad(set_to_none=True)
-        prompts, variation = vmp(frames)
+        prompts, variation = vmp((frames.float() / 255.0 - 0.45) / 0.225)
         logits = net(prompts.permute(0, 2, 1, 3, 4))
         loss = torch.nn.functional.cross_entropy(logits, labels) + LAMBDA * variation
         loss.backward()
@@ -137,16 +151,16 @@ def torch_train_step(torch, net, frames_np, labels_np):
 def train_rows(variant, runs, torch, create_x3d):
     batch, t1, crop = TRAIN[variant]
     rng = np.random.default_rng(0)
-    frames_np = rng.normal(size=(batch, t1, crop, crop, 3)).astype(np.float32)
+    frames_np = rng.integers(0, 256, size=(batch, t1, crop, crop, 3), dtype=np.uint8)
     labels_np = rng.integers(0, NUM_CLASSES, size=(batch,))
     net = None
     if torch is not None:
         torch.manual_seed(0)
         net = create_x3d(input_clip_length=t1 - 1, input_crop_size=crop, model_num_class=NUM_CLASSES,
                          head_activation=None)
-    ours = median_seconds(jax_train_step(variant, jnp.asarray(frames_np), jnp.asarray(labels_np),
-                                         None if net is None else net.state_dict()), runs)
-    theirs = None if net is None else median_seconds(torch_train_step(torch, net, frames_np, labels_np), runs)
+    ours_fn = jax_train_step(variant, frames_np, labels_np, None if net is None else net.state_dict())
+    theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
+    ours, theirs = interleaved_medians(ours_fn, theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
     rows = [(f"train step X3D-{variant.upper()} (JAX)", shape, ours, f"{batch / ours:.2f} clips/s",
              "" if theirs is None else f"{theirs / ours:.2f}x")]
@@ -202,10 +216,15 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lax_runs", type=int, default=1, help="runs of the (very slow on CPU) grouped lax conv")
     parser.add_argument("--workloads", default="s,xs,depthwise")
+    parser.add_argument("--cpu_devices", type=int, default=os.cpu_count(),
+                        help="JAX CPU devices the train step is data-parallel over (one XLA:CPU program runs "
+                             "mostly on one core, so one device per core, as the trainer does)")
     args = parser.parse_args()
+    jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before JAX starts its backends
     torch, create_x3d = import_torch_x3d()
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+    print(f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
           f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}")
+    load_before = os.getloadavg()[0]
     rows = []
     for w in args.workloads.split(","):
         if w in TRAIN:
@@ -214,6 +233,7 @@ def main():
             rows += depthwise_rows(args.runs, args.lax_runs, torch)
         else:
             raise ValueError(f"workload {w!r}; expected a comma-separated subset of {[*TRAIN, 'depthwise']}")
+    print(f"load average before/after (1 min): {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     header = ("workload", "shape", "median s", "throughput", "PyTorch/ours")
     widths = [max(len(str(r[i])) if i != 2 else 8 for r in [header] + rows) for i in range(5)]
     line = lambda r: " | ".join(
