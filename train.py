@@ -21,15 +21,31 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
 _CPU_COLLECTIVES = flags.DEFINE_string("cpu_collectives", None,
                                        "CPU collectives implementation for multi-process CPU runs ('gloo').")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", -1, "On the CPU backend, JAX devices per process (one XLA:CPU program uses about one core, so "
+    "data parallelism over one device per core is faster). -1: the largest count <= the cores that divides the "
+    "batch sizes; 0: JAX's default. Ignored when JAX_NUM_CPU_DEVICES is set.")
+
+
+def cpu_device_count(cores: int, batch_sizes) -> int:
+    """The largest n <= cores dividing every batch size (one XLA:CPU device per core)."""
+    return max(n for n in range(1, max(cores, 1) + 1) if all(b % n == 0 for b in batch_sizes))
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import jax
+
     from vmp_jax import distributed, train_lib  # after flag parsing: importing JAX code reads no flags early
 
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _CPU_COLLECTIVES.value)
     config = _CONFIG.value
+    if _CPU_DEVICES.value and "JAX_NUM_CPU_DEVICES" not in os.environ:
+        count = _CPU_DEVICES.value
+        if count < 0:
+            count = cpu_device_count(os.cpu_count() or 1, (config.batch_size, config.eval_batch_size))
+        jax.config.update("jax_num_cpu_devices", count)  # before any computation; other backends ignore it
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _CPU_COLLECTIVES.value)
     workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(
         flags.FLAGS["config"].config_filename))[0])
     logging.info("Training %s into %s", flags.FLAGS["config"].config_filename, workdir)
