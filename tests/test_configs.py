@@ -45,3 +45,12 @@ def test_unknown_config_key_is_refused_before_training(tmp_path):
     assert proc.returncode != 0
     assert "vmp_lamda" in proc.stderr
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_cpu_device_count_divides_the_batches():
+    import train
+
+    assert train.cpu_device_count(2, (16, 32)) == 2
+    assert train.cpu_device_count(6, (16, 32)) == 4
+    assert train.cpu_device_count(8, (12, 18)) == 6
+    assert train.cpu_device_count(1, (16,)) == 1
