@@ -235,6 +235,7 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state."""
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
+    workdir = os.path.abspath(workdir)  # orbax needs absolute paths
     is_main = jax.process_index() == 0
     if is_main:
         os.makedirs(workdir, exist_ok=True)
