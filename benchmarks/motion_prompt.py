@@ -14,25 +14,13 @@ Bytes moved: forward = frames read + prompts written; forward+backward = that + 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from timing import median_seconds
 from vmp_jax.motion_prompt import motion_prompts
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up (compiles)
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def jax_workloads(frames, m, n):
@@ -113,8 +101,8 @@ def main() -> None:
         out_bytes = in_bytes * (args.frames - 1) // args.frames
         moved = {"forward": in_bytes + out_bytes, "forward+backward": 2 * (in_bytes + out_bytes),
                  "elementwise floor": 2 * in_bytes}
-        ours = {k: median_seconds(f, args.runs) for k, f in jax_workloads(frames, m, n).items()}
-        theirs = {k: median_seconds(f, args.runs) for k, f in torch_workloads(frames_np, dtype_name).items()}
+        ours = {k: median_seconds(f, args.runs, warmup=2) for k, f in jax_workloads(frames, m, n).items()}
+        theirs = {k: median_seconds(f, args.runs, warmup=2) for k, f in torch_workloads(frames_np, dtype_name).items()}
         for name, seconds in ours.items():
             torch_s = theirs.get(name)
             print(f"{name:<20}{dtype_name:<10}{seconds * 1e3:>9.1f}{moved[name] / seconds / 1e9:>8.2f}"

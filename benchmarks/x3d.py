@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from timing import median_seconds
 from vmp_jax.convert import x3d_from_torch
 from vmp_jax.models import VideoClassifier
 from vmp_jax.ops import depthwise_conv3d
@@ -37,16 +38,6 @@ from vmp_jax.ops import depthwise_conv3d
 TRAIN = {"s": (2, 14, 160), "xs": (4, 5, 160)}  # variant -> (batch, frames incl. the extra VMP frame, crop)
 NUM_CLASSES = 400
 LAMBDA = 0.1  # weight of the temporal variation in the loss; any value times the same work
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up (compiles)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def interleaved_medians(fn_a, fn_b, runs: int) -> tuple[float, float | None]:
