@@ -48,7 +48,11 @@ def main(argv):
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _CPU_COLLECTIVES.value)
     workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(
         flags.FLAGS["config"].config_filename))[0])
-    logging.info("Training %s into %s", flags.FLAGS["config"].config_filename, workdir)
+    if not flags.FLAGS["verbosity"].present:  # orbax and grain log every step at INFO; --verbosity=0 shows it
+        logging.set_verbosity(logging.WARNING)
+    if jax.process_index() == 0:
+        print(f"Training {flags.FLAGS['config'].config_filename} on {jax.device_count()} {jax.default_backend()} "
+              f"device(s) into {os.path.abspath(workdir)}", flush=True)
     train_lib.train_and_evaluate(config, workdir)
 
 
