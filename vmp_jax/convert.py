@@ -175,7 +175,7 @@ def x3d_from_torch(state_dict: Mapping[str, Any], variant: str = "s", num_classe
         params["head_proj"] = {
             "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
             "bias": np.zeros((num_classes,), np.float32)}
-        logging.info("X3D checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
+        logging.warning("X3D checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
                      ckpt_classes, num_classes)
     return {"params": params, "batch_stats": stats}
 

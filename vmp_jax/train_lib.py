@@ -262,7 +262,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         random_init = jax.jit(lambda r: init_variables(model, r, input_shape))(init_rng)
         variables = convert.load_pretrained_backbone(jax.device_get(random_init), config.init_checkpoint,
                                                      config.model.x3d.variant, rng=init_rng)
-        logging.info("Backbone initialised from %s", config.init_checkpoint)
+        if is_main:
+            print(f"Backbone initialised from {config.init_checkpoint}", flush=True)
     o = config.optimizer
     abstract = jax.eval_shape(lambda r: init_variables(model, r, input_shape), init_rng)
     tx = optim.make_optimizer(o.name, schedule, abstract["params"], momentum=o.momentum, nesterov=o.nesterov,
