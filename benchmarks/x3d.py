@@ -55,6 +55,10 @@ def import_torch_x3d():
         import torch
     except ImportError:
         return None, None
+    # XLA:CPU flushes denormals to zero; PyTorch by default does not, and its first steps from a fresh init then
+    # run 10-50x slower in denormal arithmetic (measured: 36 s, 28 s, 7 s, 5 s, then 0.74 s for X3D-XS). Same
+    # rules for both; set before torch starts its worker threads, which copy the flag when they are created.
+    torch.set_flush_denormal(True)
     if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
         tv, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
         ops.RoIAlign = type("RoIAlign", (), {})
@@ -114,9 +118,6 @@ def torch_train_step(torch, net, frames_np, labels_np):
             variation = ((att[:, 1:] - att[:, :-1]) ** 2).mean() if att.shape[1] > 1 else att.new_zeros(())
             return prompts, variation
 
-    # XLA:CPU flushes denormals to zero; PyTorch by default does not, and its first steps from a fresh init then
-    # run 10-50x slower in denormal arithmetic (measured: 36 s, 28 s, 7 s, 5 s, then 0.74 s for X3D-XS). Same rules.
-    torch.set_flush_denormal(True)
     vmp = VMP()
     params = list(vmp.parameters()) + list(net.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
