@@ -148,8 +148,7 @@ def train_rows(variant, runs, torch, create_x3d):
                          head_activation=None)
     ours_fn = jax_train_step(variant, frames_np, labels_np, None if net is None else net.state_dict())
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
-    # Sequential, not interleaved: run by run alternation left XLA's and OpenMP's worker threads competing and
-    # slowed the PyTorch step up to 30x on this 2-core machine.
+    # All JAX runs, then all PyTorch runs: the two runtimes' worker threads never share the cores.
     ours = median_seconds(ours_fn, runs)
     theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
