@@ -69,14 +69,13 @@ def jax_train_step(variant, frames_u8, labels, torch_state_dict):
     mesh = train_lib.make_mesh()
     clf = VideoClassifier(num_classes=NUM_CLASSES, backbone_kwargs=(("variant", variant),),
                           bn_axis_name=train_lib.AXIS)
+    variables = None
     if torch_state_dict is not None:
         backbone = x3d_from_torch(torch_state_dict, variant=variant)
         variables = {"params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
                      "batch_stats": {"backbone": backbone["batch_stats"]}}
-    else:
-        variables = train_lib.init_variables(clf, jax.random.key(0), (1, *frames_u8.shape[1:]))
     tx = optax.sgd(0.01, momentum=0.9)
-    state = train_lib.replicate(train_lib.create_train_state(variables, tx), mesh)
+    state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
     step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
     batch = train_lib.global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
     holder = [state]
