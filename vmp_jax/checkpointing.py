@@ -27,6 +27,11 @@ class _IteratorSnapshot:
         return self._state
 
 
+def _abstract(state_like: Any) -> Any:
+    """Shapes, dtypes and shardings of `state_like`: what orbax restores into."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
+
+
 class Checkpoints:
     """A CheckpointManager in `directory` for (train state, data iterator) pairs."""
 
@@ -60,9 +65,9 @@ class Checkpoints:
 
     def restore(self, step: int, state_like: Any, data_iterator: Any) -> tuple[Any, Any]:
         """(state, iterator) at `step`; `state_like` gives the structure, shapes, dtypes and shardings."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(data_iterator)))
+            state=ocp.args.StandardRestore(_abstract(state_like)),
+            data=grain.checkpoint.CheckpointRestore(data_iterator)))
         return restored["state"], restored["data"]
 
     def restore_state(self, step: int | None = None, state_like: Any = None) -> Any:
@@ -74,7 +79,7 @@ class Checkpoints:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        abstract = None if state_like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
+        abstract = None if state_like is None else _abstract(state_like)
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         return restored["state"]
 

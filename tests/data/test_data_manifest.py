@@ -1,5 +1,4 @@
 """Manifests: parsing, labels by index or name, time windows, and every malformed-line case (file:line errors)."""
-import numpy as np
 import pytest
 
 from vmp_jax.data import manifest as m

@@ -22,7 +22,7 @@ def test_probe_and_seek_decode(videos):
 
 
 def _item(videos, name, **kw):
-  return {"path": str(videos / name), "label": 1, "video_index": 7, "where": f"m.csv:3", **kw}
+  return {"path": str(videos / name), "label": 1, "video_index": 7, "where": "m.csv:3", **kw}
 
 
 def test_train_transform_exact_indices_crop_and_flip(videos):

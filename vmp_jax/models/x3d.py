@@ -14,7 +14,6 @@ import math
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from vmp_jax.ops import SpatialConv, depthwise_conv3d
