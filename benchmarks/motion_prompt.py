@@ -24,10 +24,10 @@ from vmp_jax.motion_prompt import motion_prompts
 
 
 def jax_workloads(frames, m, n):
-    forward = jax.jit(lambda x, m, n: motion_prompts(x, m, n)[::2])  # prompts and variation
+    forward = jax.jit(lambda x, m, n: motion_prompts(x, {"m": m, "n": n})[::2])  # prompts and variation
 
     def objective(x, m, n, cotangent):
-        out = motion_prompts(x, m, n)
+        out = motion_prompts(x, {"m": m, "n": n})
         return jnp.sum(out.prompts.astype(jnp.float32) * cotangent) + out.variation
 
     grads = jax.jit(jax.grad(objective, argnums=(0, 1, 2)))

@@ -10,6 +10,8 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   model.backbone           a registered backbone name ('x3d', 'tiny'); its arguments are model.<name>.*
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
+  model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
+                           'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
   init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
 """
 
@@ -44,7 +46,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.dtype = "float32"
     config.model.use_vmp = True
     config.model.vmp = ml_collections.ConfigDict(dict(
-        luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0))
+        luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0,
+        pn="sigmoid", pn_init_value=0.0, pn_init_log_std=0.0))
 
     config.optimizer = ml_collections.ConfigDict(dict(
         name="sgd", momentum=0.9, nesterov=False, weight_decay=1e-4, decay_norm_and_bias=False, decay_vmp=False,

@@ -194,7 +194,7 @@ def test_batch_consistency_under_jit():
 def test_pure_pipeline_equals_layer():
     rng = np.random.default_rng(6)
     frames = jnp.asarray(standardise(rng.uniform(0, 1, (1, 3, 4, 4, 3))))
-    out = mp.motion_prompts(frames, jnp.float32(0.1), jnp.float32(0.2), "reference")
+    out = mp.motion_prompts(frames, {"m": jnp.float32(0.1), "n": jnp.float32(0.2)}, "reference")
     prompts, variation, att = VideoMotionPrompt(luma="reference").apply(params(0.1, 0.2), frames,
                                                                         return_attention=True)
     np.testing.assert_array_equal(out.prompts, prompts)
@@ -223,3 +223,67 @@ def test_bad_fields_raise_clear_errors():
         VideoMotionPrompt(luma="bgr").init(jax.random.key(0), frames)
     with pytest.raises(ValueError, match=r"parametrization must be one of.*'global'"):
         VideoMotionPrompt(parametrization="global").init(jax.random.key(0), frames)
+
+
+# ------------------------------------------------------------------ power normalisations (Koniusz & Zhang)
+
+NUMPY_PN = {  # independent float64 formulas on p = |D|, coefficient c
+    "gamma": lambda p, c: (p + 1e-6) ** c,
+    "maxexp": lambda p, c: 1.0 - (1.0 - p) ** c,
+    "sigme": lambda p, c: 2.0 / (1.0 + np.exp(-c * p)) - 1.0,
+    "asinhe": lambda p, c: np.arcsinh(c * p) / np.arcsinh(c),
+}
+PN_NAME = {"gamma": "log_gamma", "maxexp": "log_eta", "sigme": "log_eta", "asinhe": "log_gamma"}
+
+
+@pytest.mark.parametrize("pn", sorted(NUMPY_PN))
+def test_power_normalisations_match_their_definitions(pn):
+    rng = np.random.default_rng(11)
+    frames = standardise(rng.uniform(0, 1, (2, 4, 5, 6, 3)))
+    coefficient = 3.7
+    layer = VideoMotionPrompt(pn=pn)
+    variables = {"params": {PN_NAME[pn]: jnp.float32(math.log(coefficient))}}
+    prompts, variation, att = layer.apply(variables, jnp.asarray(frames), return_attention=True)
+    grey = (frames.astype(np.float64) * STD + MEAN) @ np.asarray([0.299, 0.587, 0.114])
+    p = np.abs(grey[:, 1:] - grey[:, :-1])
+    expected = NUMPY_PN[pn](p, coefficient)
+    np.testing.assert_allclose(att, expected, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(prompts, expected[..., None] * frames[:, 1:], rtol=2e-5, atol=2e-5)
+    t = expected.shape[1]
+    np.testing.assert_allclose(variation, np.sum((expected[:, 1:] - expected[:, :-1]) ** 2) / (2 * (t - 1) * 30),
+                               rtol=1e-4)
+    # An attention in [0, 1] that ignores the sign of D and grows with |D|.
+    assert att.min() >= 0 and att.max() <= 1
+    flipped = layer.apply(variables, jnp.asarray(frames[:, ::-1]), return_attention=True)[2]
+    np.testing.assert_allclose(flipped[:, ::-1], att, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pn", sorted(NUMPY_PN))
+def test_power_normalisation_parameter_init_and_gradient(pn):
+    frames = jnp.asarray(standardise(np.random.default_rng(12).uniform(0, 1, (1, 3, 4, 4, 3))))
+    variables = VideoMotionPrompt(pn=pn).init(jax.random.key(0), frames)
+    assert list(variables["params"]) == [PN_NAME[pn]]
+    coefficient = mp.pn_coefficients(variables["params"], pn)
+    assert float(list(coefficient.values())[0]) == pytest.approx(mp.PN_DEFAULT_COEFFICIENT[pn], rel=1e-6)
+    assert list(coefficient) == [PN_NAME[pn].removeprefix("log_")]
+    custom = VideoMotionPrompt(pn=pn, pn_init=mp.normal_init(math.log(2.0), 0.0)).init(jax.random.key(0), frames)
+    assert float(jnp.exp(custom["params"][PN_NAME[pn]])) == pytest.approx(2.0, rel=1e-6)
+
+    def objective(log_c):
+        out = mp.motion_prompts(frames, {PN_NAME[pn]: log_c}, pn=pn)
+        return jnp.sum(out.prompts) + out.variation
+
+    check_grads(objective, (jnp.float32(math.log(1.5)),), order=1, modes=("rev",), atol=2e-2, rtol=2e-2)
+
+
+def test_sigmoid_coefficients_are_slope_and_shift():
+    c = mp.pn_coefficients({"m": jnp.float32(0.0), "n": jnp.float32(math.atanh(0.5))})
+    assert float(c["slope_a"]) == pytest.approx(50.0) and float(c["shift_b"]) == pytest.approx(0.3)
+
+
+def test_unknown_power_normalisation_and_missing_parameters():
+    frames = jnp.zeros((1, 2, 4, 4, 3))
+    with pytest.raises(ValueError, match="pn must be one of .*got 'power'"):
+        VideoMotionPrompt(pn="power").init(jax.random.key(0), frames)
+    with pytest.raises(ValueError, match=r"pn='maxexp' needs parameters \('log_eta',\), missing \['log_eta'\]"):
+        mp.motion_prompts(frames, {"m": 0.0, "n": 0.0}, pn="maxexp")

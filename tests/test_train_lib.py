@@ -81,6 +81,19 @@ def test_one_device_and_eight_devices_agree():
     assert float(state1.params["vmp"]["m"]) != float(initial_m)  # m is trained
 
 
+@pytest.mark.parametrize("pn, name", [("maxexp", "vmp_eta"), ("asinhe", "vmp_gamma")])
+def test_power_normalisation_is_trained_and_reported(pn, name):
+    config = tiny_config(**{"model.vmp.pn": pn, "model.vmp.pn_init_value": 5.0})
+    mesh, model, tx, schedule, state, batch = setup(config, 2)
+    assert list(state.params["vmp"]) == [name.replace("vmp_", "log_")]
+    step = train_lib.make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    with jax.set_mesh(mesh):
+        new_state, metrics = step(state, train_lib.global_batch(mesh, batch), jax.random.key(1))
+    assert "vmp_slope_a" not in metrics
+    learned = float(np.exp(jax.device_get(new_state.params["vmp"][name.replace("vmp_", "log_")])))
+    assert float(metrics[name]) == pytest.approx(learned, rel=1e-6) and learned != pytest.approx(5.0, rel=1e-7)
+
+
 def test_tiny_batch_is_overfitted():
     config = tiny_config(**{"schedule.base_lr": 0.1})
     mesh, model, tx, schedule, state, batch = setup(config, 2)
@@ -124,6 +137,8 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     ("model.backbone", "resnet", r"config.model.backbone='resnet': expected one of \[.*'tiny'.*'x3d'.*\]"),
     ("model.num_classes", 7, r"config.model.num_classes=7: expected 0 \(use the data's\) or the data set's 4"),
     ("schedule.name", "linear", r"config.schedule.name='linear'"),
+    ("model.vmp.pn", "l2", r"config.model.vmp.pn='l2': expected one of \('sigmoid', 'gamma'"),
+    ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
 ])
 def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):

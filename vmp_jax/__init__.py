@@ -3,6 +3,7 @@
 from vmp_jax.models import BACKBONES, X3D, VideoClassifier, register_backbone
 from vmp_jax.motion_prompt import (
     LUMA_WEIGHTS,
+    POWER_NORMALISATIONS,
     MotionPrompts,
     VideoMotionPrompt,
     attention,
@@ -11,6 +12,8 @@ from vmp_jax.motion_prompt import (
     motion_prompts,
     normal_init,
     pair_prompt,
+    pn_attention,
+    pn_coefficients,
     slope_and_shift,
     temporal_variation,
 )
@@ -21,6 +24,7 @@ __all__ = [
     "VideoClassifier",
     "register_backbone",
     "LUMA_WEIGHTS",
+    "POWER_NORMALISATIONS",
     "MotionPrompts",
     "VideoMotionPrompt",
     "attention",
@@ -29,6 +33,8 @@ __all__ = [
     "motion_prompts",
     "normal_init",
     "pair_prompt",
+    "pn_attention",
+    "pn_coefficients",
     "slope_and_shift",
     "temporal_variation",
 ]

@@ -9,7 +9,7 @@ import ml_collections
 
 from vmp_jax import optim
 from vmp_jax.models import classifier
-from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS
+from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
 
 def _fail(key: str, value, expected: str) -> None:
@@ -42,6 +42,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
             _fail("model.vmp.luma", model.vmp.luma, f"one of {sorted(LUMA_WEIGHTS)}")
         if model.vmp.parametrization not in PARAMETRIZATIONS:
             _fail("model.vmp.parametrization", model.vmp.parametrization, f"one of {PARAMETRIZATIONS}")
+        if model.vmp.pn not in POWER_NORMALISATIONS:
+            _fail("model.vmp.pn", model.vmp.pn, f"one of {POWER_NORMALISATIONS}")
+        if model.vmp.pn_init_value < 0 or model.vmp.pn_init_log_std < 0:
+            key = "pn_init_value" if model.vmp.pn_init_value < 0 else "pn_init_log_std"
+            _fail(f"model.vmp.{key}", model.vmp[key], ">= 0 (pn_init_value 0 = the PN's default coefficient)")
     if model.dtype not in ("float32", "bfloat16", "float16"):
         _fail("model.dtype", model.dtype, "'float32', 'bfloat16' or 'float16'")
     if config.optimizer.name not in optim.OPTIMIZERS:

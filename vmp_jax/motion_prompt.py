@@ -11,13 +11,27 @@ A clip of T+1 standardised RGB frames becomes T prompts. For each consecutive pa
 and the temporal attention variation V = sum_t ||A_{t+1} - A_t||^2 / (B (T-1) H W) regularises training
 (the objective adds lambda * V; lambda belongs to the caller). `m` and `n` are the learnable parameters.
 
+The paper's modified sigmoid (`pn='sigmoid'`) is one "power normalisation" (PN) of D; for its ablation the
+layer also offers the PNs of Koniusz & Zhang, "Power normalizations in fine-grained image, few-shot image and
+graph classification" (TPAMI 2021), each with its own learnable parameter. Those are defined on non-negative
+co-occurrence values p in [0, 1], so they are applied to p = |D| (clipped to [0, 1]) and give attention in [0, 1]:
+
+  'gamma'    A = (p + 1e-6)^gamma                        gamma = exp(log_gamma)   (Gamma)
+  'maxexp'   A = 1 - (1 - p)^eta                         eta = exp(log_eta)       (MaxExp)
+  'sigme'    A = 2 / (1 + exp(-eta p)) - 1               eta = exp(log_eta)       (SigmE, a sigmoid MaxExp)
+  'asinhe'   A = asinh(gamma p) / asinh(gamma)           gamma = exp(log_gamma)   (AsinhE, a smooth Gamma;
+                                                                                   divided so that 1 -> 1)
+The parameters are learned in log space so they stay positive; `pn_coefficients` gives their values.
+
 The maths lives in pure functions; `VideoMotionPrompt` only owns the parameters and checks its input.
 The per-pair computation is written once (`pair_prompt`) and mapped over pairs and batch with `jax.vmap`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+import math
+
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -32,6 +46,14 @@ LUMA_WEIGHTS = {
     "reference": (0.114, 0.587, 0.299),
 }
 PARAMETRIZATIONS = ("scalar", "per_pixel")
+# Each power normalisation: its learnable parameters, and the default initial value of the positive
+# coefficient (exp of the log-parameter) for the Koniusz & Zhang PNs.
+PN_PARAMS = {"sigmoid": ("m", "n"), "gamma": ("log_gamma",), "maxexp": ("log_eta",), "sigme": ("log_eta",),
+             "asinhe": ("log_gamma",)}
+POWER_NORMALISATIONS = tuple(PN_PARAMS)
+PN_DEFAULT_COEFFICIENT = {"gamma": 0.5, "maxexp": 20.0, "sigme": 20.0, "asinhe": 20.0}
+_GAMMA_EPS = 1e-6
+_MAXEXP_EPS = 1e-6
 DEFAULT_MEAN = 0.45
 DEFAULT_STD = 0.225
 
@@ -79,6 +101,41 @@ def attention(d: Array, m: Array, n: Array) -> Array:
     return jax.nn.sigmoid(slope * (d.astype(jnp.float32) - shift))
 
 
+def pn_attention(d: Array, params: Mapping[str, Array], pn: str = "sigmoid") -> Array:
+    """Attention from signed differences D with power normalisation `pn` (see the module docstring).
+
+    d: (...) float; params: the PN's parameters (`PN_PARAMS[pn]`), scalars or maps broadcastable to d -> (...) f32.
+    """
+    check_pn(pn)
+    d = d.astype(jnp.float32)
+    if pn == "sigmoid":
+        return attention(d, params["m"], params["n"])
+    p = jnp.clip(jnp.abs(d), 0.0, 1.0)
+    coefficient = jnp.exp(jnp.asarray(params[PN_PARAMS[pn][0]], jnp.float32))
+    if pn == "gamma":
+        return jnp.exp(coefficient * jnp.log(p + _GAMMA_EPS))
+    if pn == "maxexp":
+        return -jnp.expm1(coefficient * jnp.log1p(-jnp.minimum(p, 1.0 - _MAXEXP_EPS)))
+    if pn == "sigme":
+        return jnp.tanh(0.5 * coefficient * p)  # = 2 / (1 + exp(-eta p)) - 1
+    return jnp.arcsinh(coefficient * p) / jnp.arcsinh(coefficient)
+
+
+def pn_coefficients(params: Mapping[str, Array], pn: str = "sigmoid") -> dict[str, Array]:
+    """The interpretable values of a PN's parameters: {'slope_a', 'shift_b'} for 'sigmoid', else {'gamma'|'eta'}."""
+    check_pn(pn)
+    if pn == "sigmoid":
+        slope, shift = slope_and_shift(params["m"], params["n"])
+        return {"slope_a": slope, "shift_b": shift}
+    name = PN_PARAMS[pn][0]
+    return {name.removeprefix("log_"): jnp.exp(jnp.asarray(params[name], jnp.float32))}
+
+
+def check_pn(pn: str) -> None:
+    if pn not in PN_PARAMS:
+        raise ValueError(f"pn must be one of {POWER_NORMALISATIONS}, got {pn!r}")
+
+
 def temporal_variation(att: Array) -> Array:
     """V = sum (A_{t+1} - A_t)^2 / (B (T-1) H W); 0 when T = 1. att: (B, T, H, W) -> () float32."""
     b, t, h, w = att.shape
@@ -88,21 +145,27 @@ def temporal_variation(att: Array) -> Array:
     return jnp.sum(diff * diff) / (b * (t - 1) * h * w)
 
 
-def pair_prompt(prev: Array, nxt: Array, m: Array, n: Array, weights: Sequence[float] = LUMA_WEIGHTS["rgb"],
-                mean: Any = DEFAULT_MEAN, std: Any = DEFAULT_STD) -> tuple[Array, Array]:
+def pair_prompt(prev: Array, nxt: Array, params: Mapping[str, Array], pn: str = "sigmoid",
+                weights: Sequence[float] = LUMA_WEIGHTS["rgb"], mean: Any = DEFAULT_MEAN,
+                std: Any = DEFAULT_STD) -> tuple[Array, Array]:
     """One frame pair -> (attention, prompt). prev, nxt: (H, W, 3) standardised -> (H, W) float32, (H, W, 3)."""
     d = luma(nxt, weights, mean, std) - luma(prev, weights, mean, std)
-    att = attention(d, m, n)
+    att = pn_attention(d, params, pn)
     prompt = (att[..., None] * nxt.astype(jnp.float32)).astype(nxt.dtype)
     return att, prompt
 
 
-def motion_prompts(frames: Array, m: Array, n: Array, luma_mode: str = "rgb", mean: Any = DEFAULT_MEAN,
-                   std: Any = DEFAULT_STD) -> MotionPrompts:
-    """The whole VMP pipeline. frames: (B, T+1, H, W, 3) float, standardised -> MotionPrompts."""
+def motion_prompts(frames: Array, params: Mapping[str, Array], luma_mode: str = "rgb", mean: Any = DEFAULT_MEAN,
+                   std: Any = DEFAULT_STD, pn: str = "sigmoid") -> MotionPrompts:
+    """The whole VMP pipeline. frames: (B, T+1, H, W, 3) float, standardised; params: {'m', 'n'} for the paper's
+    sigmoid (or `PN_PARAMS[pn]`), scalars or (H, W) maps -> MotionPrompts."""
     validate_frames(frames)
     weights = luma_weights(luma_mode)
-    per_pair = lambda prev, nxt: pair_prompt(prev, nxt, m, n, weights, mean, std)  # noqa: E731
+    check_pn(pn)
+    missing = [k for k in PN_PARAMS[pn] if k not in params]
+    if missing:
+        raise ValueError(f"pn={pn!r} needs parameters {PN_PARAMS[pn]}, missing {missing} (got {sorted(params)})")
+    per_pair = lambda prev, nxt: pair_prompt(prev, nxt, params, pn, weights, mean, std)  # noqa: E731
     over_pairs = jax.vmap(jax.vmap(per_pair))  # inner: frame pairs t; outer: batch
     att, prompts = over_pairs(frames[:, :-1], frames[:, 1:])
     return MotionPrompts(prompts, att, temporal_variation(att))
@@ -136,7 +199,9 @@ class VideoMotionPrompt(nn.Module):
     """Flax layer: standardised clips (B, T+1, H, W, 3) -> (prompts (B, T, H, W, 3), variation ()).
 
     `layer.apply(variables, frames, return_attention=True)` also returns the attention maps (B, T, H, W),
-    computed by the same code. Parameters: `params['m']`, `params['n']`, scalars or (H, W) maps.
+    computed by the same code. Parameters: `params['m']`, `params['n']` (scalars or (H, W) maps) for the paper's
+    `pn='sigmoid'`; `params['log_gamma']` or `params['log_eta']` for the other power normalisations, initialised
+    by `pn_init` (default: the log of `PN_DEFAULT_COEFFICIENT[pn]`).
     """
 
     luma: str = "rgb"
@@ -145,22 +210,29 @@ class VideoMotionPrompt(nn.Module):
     n_init: Callable[..., Array] = normal_init()
     mean: Any = DEFAULT_MEAN
     std: Any = DEFAULT_STD
+    pn: str = "sigmoid"
+    pn_init: Callable[..., Array] | None = None
 
     @nn.compact
     def __call__(self, frames: Array, return_attention: bool = False):
         validate_frames(frames)
         luma_weights(self.luma)
+        check_pn(self.pn)
         if self.parametrization not in PARAMETRIZATIONS:
             raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {self.parametrization!r}")
         height, width = frames.shape[2], frames.shape[3]
         shape = () if self.parametrization == "scalar" else (height, width)
-        if self.has_variable("params", "m") and self.get_variable("params", "m").shape != shape:
-            raise ValueError(f"m has shape {self.get_variable('params', 'm').shape} but frames of shape "
-                             f"{tuple(frames.shape)} need {shape}: a per-pixel layer only applies to the frame "
-                             "size it was initialised with")
-        m = self.param("m", self.m_init, shape, jnp.float32)
-        n = self.param("n", self.n_init, shape, jnp.float32)
-        out = motion_prompts(frames, m, n, self.luma, self.mean, self.std)
+        names = PN_PARAMS[self.pn]
+        if self.has_variable("params", names[0]) and self.get_variable("params", names[0]).shape != shape:
+            raise ValueError(f"{names[0]} has shape {self.get_variable('params', names[0]).shape} but frames of "
+                             f"shape {tuple(frames.shape)} need {shape}: a per-pixel layer only applies to the "
+                             "frame size it was initialised with")
+        if self.pn == "sigmoid":
+            inits = (self.m_init, self.n_init)
+        else:
+            inits = (self.pn_init or normal_init(math.log(PN_DEFAULT_COEFFICIENT[self.pn]), 0.0),)
+        params = {name: self.param(name, init, shape, jnp.float32) for name, init in zip(names, inits)}
+        out = motion_prompts(frames, params, self.luma, self.mean, self.std, self.pn)
         if return_attention:
             return out.prompts, out.variation, out.attention
         return out.prompts, out.variation

@@ -3,7 +3,7 @@
 SGD (momentum, Nesterov, coupled L2 weight decay as in PyTorch's SGD) or AdamW (decoupled decay); schedules
 'cosine' (linear warm-up then cosine decay) and 'steps' (PySlowFast's `steps_with_relative_lrs`: the rate is
 base_lr * relative[i] from boundary[i] on, plus optional warm-up). Which parameters are decayed is a mask over
-the parameter tree: kernels always; BatchNorm scales and biases only if asked; VMP's m, n (module 'vmp') only if asked.
+the parameter tree: kernels always; BatchNorm scales and biases only if asked; VMP's m, n (or its PN's parameter; module 'vmp') only if asked.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from flax import traverse_util
 
 SCHEDULES = ("cosine", "steps", "constant")
 OPTIMIZERS = ("sgd", "adamw")
-VMP_PARAM_NAMES = ("m", "n")
+VMP_PARAM_NAMES = ("m", "n", "log_gamma", "log_eta")  # every PN's parameters (motion_prompt.PN_PARAMS)
 
 
 def learning_rate_schedule(name: str, base_lr: float, total_steps: int, warmup_steps: int = 0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import signal
 import time
@@ -37,7 +38,7 @@ from vmp_jax.data import multiview
 from vmp_jax.data.transforms import standardize
 from vmp_jax.metric_writers import MetricWriter
 from vmp_jax.models import classifier
-from vmp_jax.motion_prompt import normal_init, slope_and_shift
+from vmp_jax.motion_prompt import normal_init, pn_coefficients
 
 AXIS = "data"
 
@@ -97,9 +98,9 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
         "grad_norm": optax.tree.norm(grads),
         "param_norm": optax.tree.norm(params),
     }
-    if "vmp" in params:  # the learned slope a and shift b (pixel means for the per-pixel parametrisation)
-        slope, shift = slope_and_shift(params["vmp"]["m"], params["vmp"]["n"])
-        metrics.update(vmp_slope_a=jnp.mean(slope), vmp_shift_b=jnp.mean(shift))
+    if "vmp" in params:  # slope a and shift b, or the PN's coefficient (pixel means when per-pixel)
+        coefficients = pn_coefficients(params["vmp"], model.vmp_pn)
+        metrics.update({f"vmp_{name}": jnp.mean(value) for name, value in coefficients.items()})
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
     return new_state, metrics
 
@@ -159,6 +160,10 @@ def vmp_kwargs(vmp_config: ml_collections.ConfigDict) -> dict:
         "parametrization": vmp_config.parametrization,
         "m_init": normal_init(vmp_config.m_init_mean, vmp_config.m_init_std),
         "n_init": normal_init(vmp_config.n_init_mean, vmp_config.n_init_std),
+        "pn": vmp_config.pn,
+        # pn_init_value 0 keeps the PN's default coefficient; the spread is in log space, where it is learned
+        "pn_init": (normal_init(math.log(vmp_config.pn_init_value), vmp_config.pn_init_log_std)
+                    if vmp_config.pn_init_value > 0 else None),
     }
 
 

@@ -52,6 +52,11 @@ class VideoClassifier(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
 
+    @property
+    def vmp_pn(self) -> str:
+        """The motion prompt layer's power normalisation ('sigmoid' = the paper's)."""
+        return _as_dict(self.vmp_kwargs).get("pn", "sigmoid")
+
     @nn.compact
     def __call__(self, frames, train: bool):
         if self.backbone not in BACKBONES:
