@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from configs import common
-from vmp_jax import checkpointing, train_lib
+from vmp_jax import checkpointing, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.metric_writers import read_metrics
 
@@ -108,7 +108,14 @@ def test_tiny_batch_is_overfitted():
 def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     workdir = str(tmp_path / "run")
     config = tiny_config(eval_every_steps=3)
-    train_lib.train_and_evaluate(config, workdir)
+    state = train_lib.train_and_evaluate(config, workdir)
+    # The run reads back for inference: classes, input shape and the final variables reproduce the logits.
+    run = trained_run.load_run(workdir)
+    assert run.step == 6 and run.class_names[1] == "direction_90deg"
+    assert run.num_frames == 5 and run.frame_size == (32, 32)
+    clips = np.random.default_rng(0).normal(size=(2, 5, 32, 32, 3)).astype(np.float32)
+    expected = run.model.apply({"params": state.params, "batch_stats": state.batch_stats}, clips, train=False)[0]
+    np.testing.assert_array_equal(run.model.apply(run.variables, clips, train=False)[0], expected)
     train = read_metrics(workdir, "train")
     evals = read_metrics(workdir, "eval")
     assert [r["step"] for r in train] == [2, 4, 6] and [r["step"] for r in evals] == [3, 6]

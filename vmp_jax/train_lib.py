@@ -33,6 +33,7 @@ from jax.sharding import PartitionSpec as P
 from vmp_jax import checkpointing
 from vmp_jax import config_checks
 from vmp_jax import optim
+from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
 from vmp_jax.data.transforms import standardize
@@ -254,6 +255,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         eval_batch_size=config.eval_batch_size, seed=config.seed, process_index=jax.process_index(),
         process_count=jax.process_count())
     config_checks.validate_num_classes(config, data.num_classes)
+    if is_main:
+        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size)
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 

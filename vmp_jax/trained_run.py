@@ -1,0 +1,73 @@
+"""A finished (or running) training run read back from its workdir: config, model, variables and classes.
+
+`train.py` writes `DIR/config.json` (the resolved config), `DIR/run_info.json` (classes and input shape) and
+orbax checkpoints in `DIR/checkpoints`; `load_run(DIR)` turns them into what inference, export and
+visualisation need, without the optimiser state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+
+RUN_INFO = "run_info.json"
+CONFIG = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """model.apply(variables, frames, train=False) -> (logits, variation); frames (B, num_frames, H, W, 3)."""
+
+    workdir: str
+    step: int
+    config: ml_collections.ConfigDict
+    model: Any
+    variables: dict           # {'params', 'batch_stats'} on the default device
+    class_names: list[str]
+    num_frames: int           # frames per clip the model takes (T + 1 with VMP, T without)
+    frame_size: tuple[int, int]
+
+
+def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int]) -> None:
+    """What a reader of the run needs beyond the config: the class names and the model's input shape."""
+    info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
+    with open(os.path.join(workdir, RUN_INFO), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+
+
+def read_json(path: str) -> dict:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} the workdir of a train.py run?")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a run was trained with (`DIR/config.json`)."""
+    return ml_collections.ConfigDict(read_json(os.path.join(workdir, CONFIG)))
+
+
+def load_run(workdir: str, step: int | None = None) -> TrainedRun:
+    """The model and the variables of checkpoint `step` (None: the latest) of the run in `workdir`."""
+    from vmp_jax import checkpointing, train_lib  # train_lib imports this module's writer
+
+    workdir = os.path.abspath(workdir)
+    config = load_config(workdir)
+    info = read_json(os.path.join(workdir, RUN_INFO))
+    class_names = list(info["class_names"])
+    model = train_lib.build_model(config.model, len(class_names))
+    checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
+    try:
+        state = checkpoints.restore_state(step)
+        restored_step = int(state["step"])
+    finally:
+        checkpoints.close()
+    variables = {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
+    return TrainedRun(workdir=workdir, step=restored_step, config=config, model=model,
+                      variables=jax.device_get(variables), class_names=class_names,
+                      num_frames=int(info["num_frames"]), frame_size=tuple(info["frame_size"]))
