@@ -27,11 +27,6 @@ _CPU_DEVICES = flags.DEFINE_integer(
     "batch sizes; 0: JAX's default. Ignored when JAX_NUM_CPU_DEVICES is set.")
 
 
-def cpu_device_count(cores: int, batch_sizes) -> int:
-    """The largest n <= cores dividing every batch size (one XLA:CPU device per core)."""
-    return max(n for n in range(1, max(cores, 1) + 1) if all(b % n == 0 for b in batch_sizes))
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -40,11 +35,7 @@ def main(argv):
     from vmp_jax import distributed, train_lib  # after flag parsing: importing JAX code reads no flags early
 
     config = _CONFIG.value
-    if _CPU_DEVICES.value and "JAX_NUM_CPU_DEVICES" not in os.environ:
-        count = _CPU_DEVICES.value
-        if count < 0:
-            count = cpu_device_count(os.cpu_count() or 1, (config.batch_size, config.eval_batch_size))
-        jax.config.update("jax_num_cpu_devices", count)  # before any computation; other backends ignore it
+    distributed.set_cpu_devices(_CPU_DEVICES.value, (config.batch_size, config.eval_batch_size))
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _CPU_COLLECTIVES.value)
     workdir = _WORKDIR.value or os.path.join("runs", os.path.splitext(os.path.basename(
         flags.FLAGS["config"].config_filename))[0])

@@ -48,9 +48,9 @@ def test_unknown_config_key_is_refused_before_training(tmp_path):
 
 
 def test_cpu_device_count_divides_the_batches():
-    import train
+    from vmp_jax.distributed import cpu_device_count
 
-    assert train.cpu_device_count(2, (16, 32)) == 2
-    assert train.cpu_device_count(6, (16, 32)) == 4
-    assert train.cpu_device_count(8, (12, 18)) == 6
-    assert train.cpu_device_count(1, (16,)) == 1
+    assert cpu_device_count(2, (16, 32)) == 2
+    assert cpu_device_count(6, (16, 32)) == 4
+    assert cpu_device_count(8, (12, 18)) == 6
+    assert cpu_device_count(1, (16,)) == 1

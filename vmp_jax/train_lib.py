@@ -255,9 +255,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         eval_batch_size=config.eval_batch_size, seed=config.seed, process_index=jax.process_index(),
         process_count=jax.process_count())
     config_checks.validate_num_classes(config, data.num_classes)
-    if is_main:
-        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size)
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
+    if is_main:
+        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size, total_steps)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
     model = build_model(config.model, data.num_classes)

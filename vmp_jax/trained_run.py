@@ -33,9 +33,11 @@ class TrainedRun:
     frame_size: tuple[int, int]
 
 
-def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int]) -> None:
-    """What a reader of the run needs beyond the config: the class names and the model's input shape."""
-    info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
+def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int],
+                   total_steps: int) -> None:
+    """What a reader of the run needs beyond the config: the classes, the model's input shape, the run length."""
+    info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size),
+            "total_steps": int(total_steps)}
     with open(os.path.join(workdir, RUN_INFO), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
 
@@ -45,6 +47,11 @@ def read_json(path: str) -> dict:
         raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} the workdir of a train.py run?")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_run_info(workdir: str) -> dict:
+    """DIR/run_info.json: class_names, num_frames, frame_size, total_steps."""
+    return read_json(os.path.join(workdir, RUN_INFO))
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -58,7 +65,7 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
 
     workdir = os.path.abspath(workdir)
     config = load_config(workdir)
-    info = read_json(os.path.join(workdir, RUN_INFO))
+    info = read_run_info(workdir)
     class_names = list(info["class_names"])
     model = train_lib.build_model(config.model, len(class_names))
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
