@@ -116,13 +116,13 @@ def test_png_and_gif_have_the_computed_size_and_frame_count(clip_path, tmp_path)
     panels = visualize.visualize(clip_path, png, setting, num_steps=3, size=(32, 32), dpi=30)
     assert panels.attention.shape == (3, 32, 32)
     with Image.open(png) as im:
-        assert im.format == "PNG" and im.size == visualize.image_size(3, (32, 32), 30)
+        assert im.format == "PNG" and im.size == visualize.image_size((32, 32), 3, 30)
     visualize.visualize(clip_path, gif, setting, num_steps=3, size=(20, 40), start=1, dpi=30)
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 3 and im.is_animated
-        assert im.size == visualize.image_size(1, (20, 40), 30)
+        assert im.size == visualize.image_size((20, 40), 3, 30, animated=True)
     # The layout grows by one panel (and the gap) per time step.
-    assert visualize.image_size(4, (32, 32), 30)[0] >= visualize.image_size(3, (32, 32), 30)[0] + 30 * 1.5
+    assert visualize.image_size((32, 32), 4, 30)[0] >= visualize.image_size((32, 32), 3, 30)[0] + 30 * 1.5
 
 
 def test_real_video_at_its_own_size(tmp_path):
@@ -132,7 +132,7 @@ def test_real_video_at_its_own_size(tmp_path):
                                  size=(0, 0), start=100, dpi=20)
     assert panels.frames.shape == (3, 272, 640, 3)
     with Image.open(out) as im:
-        assert im.size == visualize.image_size(2, (272, 640), 20)
+        assert im.size == visualize.image_size((272, 640), 2, 20)
 
 
 def test_workdir_uses_the_runs_parameters_luma_and_frame_size(per_pixel_run, clip_path, tmp_path):
@@ -159,7 +159,7 @@ def test_command_line_on_a_run_trained_on_more_devices(per_pixel_run, clip_path,
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with Image.open(out) as im:
-        assert im.n_frames == 3 and im.size == visualize.image_size(1, (32, 32), 20)
+        assert im.n_frames == 3 and im.size == visualize.image_size((32, 32), 3, 20, animated=True)
 
 
 @pytest.mark.parametrize("args, message", [
