@@ -169,6 +169,9 @@ def test_command_line_on_a_run_trained_on_more_devices(per_pixel_run, clip_path,
     (["--out", "{tmp}/x.png"], "either --workdir DIR or --m M --n N"),
     (["--workdir", "{tmp}", "--m", "0", "--n", "0", "--out", "{tmp}/x.png"], "either --workdir DIR or --m M"),
     (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--start", "7"], r"need frame 15, but the video has 10"),
+    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--num_frames", "0"], r"time steps T \(--num_frames\) must be"),
+    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "0", "32"], r"size must be \(H, W\).*\(0, 32\)"),
+    (["--workdir", "{tmp}", "--luma", "rgb", "--out", "{tmp}/x.png"], "--luma is for --m/--n"),
 ])
 def test_command_line_errors_name_the_problem(clip_path, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -322,12 +322,14 @@ def render(fig) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- the tool
 
 
-def output_format(path: str) -> str:
-    """'.png' or '.gif' from the file name; ValueError for anything else."""
-    suffix = os.path.splitext(path)[1].lower()
+def check_paths(video_path: str, out: str) -> str:
+    """The output format, '.png' or '.gif', from the suffix of `out`; errors for another suffix or no video."""
+    suffix = os.path.splitext(out)[1].lower()
     if suffix not in FORMATS:
-        raise ValueError(f"--out {path!r}: the suffix must be one of {FORMATS} (PNG grid or animated GIF), "
+        raise ValueError(f"--out {out!r}: the suffix must be one of {FORMATS} (PNG grid or animated GIF), "
                          f"got {suffix!r}")
+    if not os.path.isfile(video_path):
+        raise FileNotFoundError(f"video file not found: {video_path}")
     return suffix
 
 
@@ -338,13 +340,15 @@ def visualize(video_path: str, out: str, setting: Setting, *, num_steps: int | N
 
     num_steps (T), size ((H, W); (0, 0): the video's own) and stride default to the setting's.
     """
-    suffix = output_format(out)
-    if not os.path.isfile(video_path):
-        raise FileNotFoundError(f"video file not found: {video_path}")
+    suffix = check_paths(video_path, out)
     if dpi < 1 or fps <= 0:
         raise ValueError(f"dpi must be >= 1 and fps > 0, got dpi={dpi}, fps={fps}")
     num_steps = setting.num_steps if num_steps is None else num_steps
+    if num_steps < 1:
+        raise ValueError(f"the number of time steps T (--num_frames) must be >= 1, got {num_steps}")
     size = tuple(setting.frame_size if size is None else size)
+    if len(size) != 2 or (size != (0, 0) and min(size) < 1):
+        raise ValueError(f"size must be (H, W) with H, W >= 1, or (0, 0) for the video's own; got {size}")
     maps = {tuple(np.shape(v)) for v in setting.params.values()} - {()}
     if maps and maps != {size}:
         raise ValueError(f"the per-pixel parameters are {maps.pop()} maps: they apply to frames of that size only, "
@@ -353,9 +357,8 @@ def visualize(video_path: str, out: str, setting: Setting, *, num_steps: int | N
     panels = compute_panels(frames, setting.params, setting.luma, setting.pn)
     curve = attention_curve(setting.params, setting.pn)
     height, width = frames.shape[1:3]
-    step = "" if len(indices) < 2 else f" every {indices[1] - indices[0]}"
-    title = (f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]}{step}, {height}×{width}, "
-             f"luma {setting.luma}  |  {setting.label}")
+    title = (f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]} every {indices[1] - indices[0]}, "
+             f"{height}×{width}, luma {setting.luma}  |  {setting.label}")
     draw_args = dict(panels=panels, curve=curve, pn=setting.pn, frame_numbers=indices, title=title, dpi=dpi)
     from PIL import Image
 
@@ -379,7 +382,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentPars
     p.add_argument("--step", type=int, help="checkpoint step of --workdir (default: the latest)")
     p.add_argument("--m", type=float, help="the paper's m (with --n): slope a = 5 / (0.45 |tanh m| + 0.1)")
     p.add_argument("--n", type=float, help="the paper's n (with --m): shift b = 0.6 tanh n")
-    p.add_argument("--luma", choices=sorted(motion_prompt.LUMA_WEIGHTS), default="rgb", help="with --m/--n")
+    p.add_argument("--luma", choices=sorted(motion_prompt.LUMA_WEIGHTS), help="with --m/--n (default: rgb)")
     p.add_argument("--num_frames", type=int, help=f"T, the number of prompts; T+1 frames are read (default: the "
                    f"run's, else {DEFAULT_NUM_STEPS})")
     p.add_argument("--size", type=int, nargs="+", metavar="PIXELS",
@@ -388,7 +391,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentPars
     p.add_argument("--start", type=int, default=0, help="first frame (index in the file)")
     p.add_argument("--stride", type=int, help="frames between clip frames (default: the run's "
                    "data.sampling_rate for video data, else 1)")
-    p.add_argument("--dpi", type=int, default=100, help="pixels per inch; a panel is 1.5 inches high")
+    p.add_argument("--dpi", type=int, default=100, help="pixels per inch; a panel is 1.5 inches high "
+                   "(2 in a GIF frame)")
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second")
     return p, p.parse_args(argv)
 
@@ -399,17 +403,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("give either --workdir DIR or --m M --n N")
     if args.workdir is None and (args.m is None or args.n is None):
         parser.error("--m and --n go together")
-    if args.workdir is not None and args.luma != "rgb":
+    if args.workdir is not None and args.luma is not None:
         parser.error("--luma is for --m/--n; a run uses its own (config.model.vmp.luma)")
     if args.size is not None and len(args.size) not in (1, 2):
         parser.error(f"--size takes H W, S or 0; got {args.size}")
     size = None if args.size is None else (args.size * 2)[:2]
     try:
-        output_format(args.out)
-        if not os.path.isfile(args.video):
-            raise FileNotFoundError(f"video file not found: {args.video}")
+        check_paths(args.video, args.out)  # before the slow part
         setting = (setting_from_run(args.workdir, args.step) if args.workdir is not None
-                   else setting_from_m_n(args.m, args.n, args.luma))
+                   else setting_from_m_n(args.m, args.n, args.luma or "rgb"))
         visualize(args.video, args.out, setting, num_steps=args.num_frames, size=size, start=args.start,
                   stride=args.stride, dpi=args.dpi, fps=args.fps)
     except (FileNotFoundError, ValueError) as e:
