@@ -79,7 +79,14 @@ class Checkpoints:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        abstract = None if state_like is None else _abstract(state_like)
+        if state_like is None:
+            # The saved shardings name the training run's devices, which this process may not have (a run trained
+            # on 2 CPU devices, read back in a 1-device process): restore every array onto the default device.
+            device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            metadata = self._manager.item_metadata(step)["state"]
+            abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), metadata)
+        else:
+            abstract = _abstract(state_like)
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         return restored["state"]
 
