@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from vmp_jax import config_checks
+from vmp_jax import ablate, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
@@ -19,8 +19,14 @@ CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.
 def test_config_loads_validates_and_documents_its_command(name):
     module = importlib.import_module(f"configs.{name}")
     config = module.get_config()
-    config_checks.validate(config, num_devices=8)
     assert f"configs/{name}.py" in module.__doc__ or name == "default"
+    if "settings" in config:  # an ablation: every run of the sweep is a valid training config
+        settings = ablate.settings_from_config(config)
+        configs = ablate.sweep_configs(config.base, settings, config.seeds, num_devices=8)
+        assert len(configs) == len(settings) * len(config.seeds)
+        assert "python -m vmp_jax.ablate" in module.__doc__
+        return
+    config_checks.validate(config, num_devices=8)
     assert "python train.py" in module.__doc__
 
 

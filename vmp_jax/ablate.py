@@ -84,6 +84,23 @@ def run_config(base: ml_collections.ConfigDict, setting: Setting, seed: int) -> 
     return config
 
 
+def sweep_configs(base: ml_collections.ConfigDict, settings: Sequence[Setting], seeds: Sequence[int],
+                  num_devices: int, num_processes: int = 1) -> dict[tuple[str, int], ml_collections.ConfigDict]:
+    """{(setting name, seed): training config}, each validated as train.py would (errors name the setting)."""
+    from vmp_jax import config_checks
+
+    configs = {}
+    for setting in settings:
+        for seed in seeds:
+            config = run_config(base, setting, seed)
+            try:
+                config_checks.validate(config, num_devices=num_devices, num_processes=num_processes)
+            except ValueError as e:
+                raise ValueError(f"setting {setting.name!r}: {e}") from None
+            configs[setting.name, seed] = config
+    return configs
+
+
 def run_dir(workdir: str, setting: Setting, seed: int) -> str:
     return os.path.join(workdir, setting.name, f"seed_{seed}")
 
@@ -141,20 +158,13 @@ def run_sweep(base: ml_collections.ConfigDict, settings: Sequence[Setting], seed
 
     Returns False as soon as a run stops before its last step (SIGTERM/SIGINT): rerun to continue.
     """
-    from vmp_jax import config_checks, train_lib  # heavy imports, not needed to summarise
+    from vmp_jax import train_lib  # a heavy import, not needed to summarise
 
     train_fn = train_fn or train_lib.train_and_evaluate
     workdir = os.path.abspath(workdir)
-    configs = {}
-    for setting in settings:  # every config is checked before the first run starts
-        for seed in seeds:
-            config = run_config(base, setting, seed)
-            try:
-                config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
-            except ValueError as e:
-                raise ValueError(f"setting {setting.name!r}: {e}") from None
-            check_same_config(run_dir(workdir, setting, seed), config)
-            configs[setting.name, seed] = config
+    configs = sweep_configs(base, settings, seeds, jax.device_count(), jax.process_count())
+    for (name, seed), config in configs.items():  # every run is checked before the first one starts
+        check_same_config(run_dir(workdir, Setting(name, {}), seed), config)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "sweep.json"), "w", encoding="utf-8") as f:
         json.dump({"settings": [dataclasses.asdict(s) for s in settings], "seeds": list(seeds),
