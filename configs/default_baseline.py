@@ -1,4 +1,4 @@
-"""The embedded default without VMP (the baseline): X3D-XS classifies the raw clips.
+"""The embedded default without VMP (the baseline): the same `tiny` backbone classifies the raw clips.
 
     python train.py --config configs/default_baseline.py --workdir runs/default_baseline
 """
