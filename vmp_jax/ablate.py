@@ -30,11 +30,12 @@ import ml_collections
 import numpy as np
 
 from vmp_jax import trained_run
+from vmp_jax.motion_prompt import PN_COEFFICIENT_SYMBOLS
 from vmp_jax.metric_writers import read_metrics
 
 RESULT = "result.json"
-# Learned coefficients as logged by train_lib (`vmp_<name>`), with their table headers.
-COEFFICIENTS = {"slope_a": "a", "shift_b": "b", "gamma": "γ", "eta": "η"}
+# Learned coefficients as logged by train_lib (`vmp_<name>`), with their symbols.
+COEFFICIENTS = PN_COEFFICIENT_SYMBOLS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,6 +51,8 @@ PARAMETRIZATIONS = ("scalar", "per_pixel")
 PN_PARAMS = {"sigmoid": ("m", "n"), "gamma": ("log_gamma",), "maxexp": ("log_eta",), "sigme": ("log_eta",),
              "asinhe": ("log_gamma",)}
 POWER_NORMALISATIONS = tuple(PN_PARAMS)
+# What `pn_coefficients` returns, with the symbols the paper / Koniusz & Zhang use for them.
+PN_COEFFICIENT_SYMBOLS = {"slope_a": "a", "shift_b": "b", "gamma": "γ", "eta": "η"}
 PN_DEFAULT_COEFFICIENT = {"gamma": 0.5, "maxexp": 20.0, "sigme": 20.0, "asinhe": 20.0}
 _GAMMA_EPS = 1e-6
 _MAXEXP_EPS = 1e-6

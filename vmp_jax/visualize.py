@@ -49,7 +49,6 @@ DEFAULT_NUM_STEPS = 8
 DEFAULT_SIZE = (160, 160)
 CURVE_D = np.linspace(-1.0, 1.0, 401, dtype=np.float32)
 ROW_LABELS = ("frame $X_{t+1}$", "difference $D_t$", "attention $A_t$", "prompt $P_t$")
-COEFFICIENT_SYMBOLS = {"slope_a": "a", "shift_b": "b", "gamma": "γ", "eta": "η"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +164,7 @@ def attention_curve(params: Mapping[str, np.ndarray], pn: str = "sigmoid", d: np
 
 
 def curve_title(curve: Curve, pn: str) -> str:
-    values = ", ".join(f"{COEFFICIENT_SYMBOLS.get(k, k)} = {v:.3g}" for k, v in curve.coefficients.items())
+    values = ", ".join(f"{motion_prompt.PN_COEFFICIENT_SYMBOLS.get(k, k)} = {v:.3g}" for k, v in curve.coefficients.items())
     formula = "A = σ(a (D − b))" if pn == "sigmoid" else f"A = {pn}(|D|)"
     if curve.per_pixel:
         return f"{formula}, per pixel: mean and 10–90%\nof pixels; mean {values}"
