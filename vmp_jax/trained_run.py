@@ -33,16 +33,21 @@ class TrainedRun:
     frame_size: tuple[int, int]
 
 
-def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int]) -> None:
-    """What a reader of the run needs beyond the config: the class names and the model's input shape."""
+def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int],
+                   step: int | None = None) -> None:
+    """What a reader of the run needs beyond the config: the class names and the model's input shape (and, for an
+    exported bundle, the training step its variables come from)."""
     info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
+    if step is not None:
+        info["step"] = int(step)
     with open(os.path.join(workdir, RUN_INFO), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
 
 
 def read_json(path: str) -> dict:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} the workdir of a train.py run?")
+        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} a train.py workdir (or a "
+                                "vmp_jax.export output)?")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -52,15 +57,28 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(read_json(os.path.join(workdir, CONFIG)))
 
 
+def read_model(directory: str) -> tuple[ml_collections.ConfigDict, Any, dict]:
+    """(config, model, run info) from `directory/config.json` and `directory/run_info.json` (a workdir or a bundle)."""
+    from vmp_jax import train_lib  # train_lib imports this module's writer
+
+    config = load_config(directory)
+    info = read_json(os.path.join(directory, RUN_INFO))
+    return config, train_lib.build_model(config.model, len(info["class_names"])), info
+
+
+def make_trained_run(directory: str, step: int, config: ml_collections.ConfigDict, model: Any, variables: dict,
+                     info: dict) -> TrainedRun:
+    return TrainedRun(workdir=directory, step=step, config=config, model=model, variables=jax.device_get(variables),
+                      class_names=list(info["class_names"]), num_frames=int(info["num_frames"]),
+                      frame_size=tuple(info["frame_size"]))
+
+
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     """The model and the variables of checkpoint `step` (None: the latest) of the run in `workdir`."""
-    from vmp_jax import checkpointing, train_lib  # train_lib imports this module's writer
+    from vmp_jax import checkpointing
 
     workdir = os.path.abspath(workdir)
-    config = load_config(workdir)
-    info = read_json(os.path.join(workdir, RUN_INFO))
-    class_names = list(info["class_names"])
-    model = train_lib.build_model(config.model, len(class_names))
+    config, model, info = read_model(workdir)
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpoints.restore_state(step)
@@ -68,6 +86,4 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     finally:
         checkpoints.close()
     variables = {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
-    return TrainedRun(workdir=workdir, step=restored_step, config=config, model=model,
-                      variables=jax.device_get(variables), class_names=class_names,
-                      num_frames=int(info["num_frames"]), frame_size=tuple(info["frame_size"]))
+    return make_trained_run(workdir, restored_step, config, model, variables, info)
