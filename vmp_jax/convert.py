@@ -249,7 +249,7 @@ def classifier_to_torch(variables: Mapping[str, Any], key_format: str = "pytorch
 
 def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     torch = _import_torch()
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    return {k: torch.from_numpy(np.array(v, order="C")) for k, v in arrays.items()}  # a writable copy
 
 
 def _import_torch():
