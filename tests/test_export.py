@@ -19,6 +19,7 @@ from vmp_jax.data import standardize, transforms, video
 from vmp_jax.motion_prompt import motion_prompts
 
 NUM_CLASSES = 6  # more than the 5 that predict prints
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _bikes():
@@ -29,15 +30,46 @@ def _bikes():
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fast_compile():
+    """Tiny models and inputs: compile time dominates. The export's check and these tests compare programs
+    compiled under the same setting."""
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """(workdir, export dir) of a 3-step training run of the tiny backbone on 32x32 procedural clips."""
+    """(workdir, export dir) of a 3-step training run (8 devices) of the tiny backbone on 32x32 procedural clips,
+    exported by the command line in a fresh process (1 device)."""
     root = tmp_path_factory.mktemp("tiny")
     workdir, out = str(root / "run"), str(root / "export")
     config = tiny_config(num_train_steps=3, checkpoint_every_steps=3, **{"data.procedural.num_classes": NUM_CLASSES})
     train_lib.train_and_evaluate(config, workdir)
-    export.export_run(workdir, out, log=lambda _: None)
+    result = subprocess.run([sys.executable, "-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
+                            capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ,
+                            "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{out}/bundle: params + batch_stats of step 3")
+    assert lines[1].startswith(f"{out}/model.jax_export: clips (b, 5, 32, 32, 3) uint8 -> logits (b, {NUM_CLASSES})")
+    assert lines[2] == "PyTorch state dict skipped: it is X3D-only and this run's backbone is 'tiny'"
     return workdir, out
+
+
+def _random_value(name, shape, rng):
+    """He-normal kernels, and BN statistics and affine parameters far from the identity (an identity BN would hide
+    layout errors)."""
+    if name in ("scale", "var"):
+        value = rng.uniform(0.5, 1.5, shape)
+    elif name in ("bias", "mean"):
+        value = rng.normal(0.0, 0.1, shape)
+    elif len(shape) >= 2:
+        value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:-1])), shape)
+    else:  # VMP's m, n
+        value = rng.normal(0.0, 1.0, shape)
+    return value.astype(np.float32)
 
 
 class _NoIterator:
@@ -57,12 +89,9 @@ def x3d_run(tmp_path_factory):
         f.write(config.to_json_best_effort())
     trained_run.write_run_info(workdir, [f"class_{i}" for i in range(NUM_CLASSES)], 5, (32, 32))
     model = train_lib.build_model(config.model, NUM_CLASSES)
-    variables = jax.device_get(jax.jit(lambda r: train_lib.init_variables(model, r, (1, 5, 32, 32, 3)))(
-        jax.random.key(1)))
-    rng = np.random.default_rng(2)  # non-trivial statistics, or BN would be the identity and hide layout errors
-    variables["batch_stats"] = jax.tree_util.tree_map_with_path(
-        lambda p, x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32) if p[-1].key == "var"
-        else rng.normal(0, 0.1, x.shape).astype(np.float32), variables["batch_stats"])
+    shapes = jax.eval_shape(lambda r: train_lib.init_variables(model, r, (1, 5, 32, 32, 3)), jax.random.key(0))
+    rng = np.random.default_rng(2)  # NumPy, not the jitted init: compiling X3D's initialisers takes ~15 s
+    variables = jax.tree_util.tree_map_with_path(lambda path, x: _random_value(path[-1].key, x.shape, rng), shapes)
     state = train_lib.create_train_state(variables, optax.sgd(0.1)).replace(step=np.int32(7))
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"), asynchronous=False)
     checkpoints.save(7, state, _NoIterator())
