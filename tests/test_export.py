@@ -148,7 +148,8 @@ def test_artifact_reproduces_logits_at_two_batch_sizes_with_jax_and_numpy_only(t
         "import sys, numpy as np, jax\n"
         f"e = jax.export.deserialize(bytearray(open({os.path.join(out, predict.EXPORTED)!r}, 'rb').read()))\n"
         f"x = np.load({str(tmp_path / 'clips.npy')!r})\n"
-        f"np.save({str(tmp_path / 'logits3.npy')!r}, e.call(x)); np.save({str(tmp_path / 'logits1.npy')!r}, e.call(x[1:2]))\n"
+        f"np.save({str(tmp_path / 'logits3.npy')!r}, e.call(x))\n"
+        f"np.save({str(tmp_path / 'logits1.npy')!r}, e.call(x[1:2]))\n"
         "assert not any(m.split('.')[0] in ('flax', 'vmp_jax') for m in sys.modules), 'model code was imported'\n")
     subprocess.run([sys.executable, "-c", script], check=True, cwd=str(tmp_path), timeout=120,
                    env={**os.environ, "JAX_PLATFORMS": "cpu"})

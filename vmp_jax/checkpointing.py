@@ -100,7 +100,7 @@ class Checkpoints:
 
 
 def save_variables(directory: str, variables: Any) -> None:
-    """Writes a pytree of arrays (e.g. {'params', 'batch_stats'}) as one orbax checkpoint; `directory` must not exist."""
+    """Writes a pytree of arrays (e.g. {'params', 'batch_stats'}) as one orbax checkpoint in a new `directory`."""
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(os.path.abspath(directory), variables)
 
@@ -126,4 +126,5 @@ def restore_variables(directory: str, like: Any) -> Any:
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}

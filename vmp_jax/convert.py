@@ -238,8 +238,8 @@ def classifier_to_torch(variables: Mapping[str, Any], key_format: str = "pytorch
     """
     params, stats = variables["params"], variables.get("batch_stats", {})
     if "backbone" not in params or "stage1_block0" not in params["backbone"]:
-        raise ValueError(f"variables have params {sorted(params)} (backbone: "
-                         f"{sorted(params.get('backbone', {}))[:3]}...); expected a VideoClassifier with an X3D backbone")
+        raise ValueError(f"variables have params {sorted(params)} (backbone: {sorted(params.get('backbone', {}))[:3]}"
+                         "...); expected a VideoClassifier with an X3D backbone")
     out = x3d_to_torch({"params": params["backbone"], "batch_stats": stats.get("backbone", {})},
                        key_format=key_format, as_torch=False)
     for name, value in params.get("vmp", {}).items():

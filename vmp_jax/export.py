@@ -116,35 +116,44 @@ def state_dict_format(config) -> str | None:
 
 def export_run(workdir: str, out: str, step: int | None = None, platforms: Sequence[str] = DEFAULT_PLATFORMS,
                log: Callable[[str], None] = print) -> dict[str, str]:
-    """Everything in the module docstring, for checkpoint `step` (None: latest) of `workdir`; {what: path}."""
+    """Everything in the module docstring, for checkpoint `step` (None: latest) of `workdir`; {what: path}.
+
+    `log` gets one line per file written (or skipped), naming it under `out` as given.
+    """
     run = trained_run.load_run(workdir, step)
-    out = os.path.abspath(out)
-    written = {"bundle": write_bundle(run, out),
-               "config": os.path.join(out, trained_run.CONFIG), "run_info": os.path.join(out, trained_run.RUN_INFO)}
-    log(f"{written['bundle']}: params + batch_stats of step {run.step} ({_num_values(run.variables):,} values); "
-        f"config.json, run_info.json ({len(run.class_names)} classes) beside it")
+    given, out = out, os.path.abspath(out)  # orbax needs absolute paths; messages use the caller's
+    shown = lambda name: os.path.join(given, name)  # noqa: E731
+    written = {"bundle": write_bundle(run, out), "config": os.path.join(out, trained_run.CONFIG),
+               "run_info": os.path.join(out, trained_run.RUN_INFO)}
+    log(f"{shown(BUNDLE)}: params + batch_stats of step {run.step} ({_num_values(run.variables):,} values), "
+        f"no optimiser state; {trained_run.CONFIG} and {trained_run.RUN_INFO} ({len(run.class_names)} classes) "
+        "beside it")
 
     exported = export_logits(run.model, run.variables, run.num_frames, run.frame_size, platforms)
-    path = os.path.join(out, EXPORTED)
-    with open(path, "wb") as f:
+    written["jax_export"] = os.path.join(out, EXPORTED)
+    with open(written["jax_export"], "wb") as f:
         f.write(exported.serialize())
-    error = check_exported(load_exported(path), run.model, run.variables)
-    written["jax_export"] = path
-    log(f"{path}: clips (b, {run.num_frames}, {run.frame_size[0]}, {run.frame_size[1]}, 3) uint8 -> logits "
-        f"(b, {len(run.class_names)}) for {', '.join(exported.platforms)}; reproduces the model at batch sizes "
-        f"{', '.join(map(str, CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)")
+    error = check_exported(load_exported(written["jax_export"]), run.model, run.variables)
+    height, width = run.frame_size
+    log(f"{shown(EXPORTED)}: clips (b, {run.num_frames}, {height}, {width}, 3) uint8 -> logits "
+        f"(b, {len(run.class_names)}) float32 for {', '.join(exported.platforms)}; reproduces the model at batch "
+        f"sizes {', '.join(map(str, CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)")
 
     key_format = state_dict_format(run.config)
     if key_format is None:
         log(f"PyTorch state dict skipped: it is X3D-only and this run's backbone is {run.config.model.backbone!r}")
-    else:
-        import torch  # pylint: disable=import-outside-toplevel
+        return written
+    try:
         state_dict = convert.classifier_to_torch(run.variables, key_format=key_format)
-        written["pytorch_state_dict"] = os.path.join(out, STATE_DICT)
-        torch.save(state_dict, written["pytorch_state_dict"])
-        vmp = sorted(k for k in state_dict if k.startswith("vmp."))
-        log(f"{written['pytorch_state_dict']}: {len(state_dict)} tensors, {key_format} names"
-            + (f" + {', '.join(vmp)}" if vmp else ""))
+    except ImportError as e:
+        log(f"PyTorch state dict skipped: {e}")
+        return written
+    import torch  # pylint: disable=import-outside-toplevel  (importable: classifier_to_torch needed it)
+    written["pytorch_state_dict"] = os.path.join(out, STATE_DICT)
+    torch.save(state_dict, written["pytorch_state_dict"])
+    vmp = sorted(k for k in state_dict if k.startswith("vmp."))
+    log(f"{shown(STATE_DICT)}: {len(state_dict)} tensors, {key_format} names"
+        + (f" plus {', '.join(vmp)}" if vmp else ""))
     return written
 
 
