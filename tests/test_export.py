@@ -264,3 +264,11 @@ def test_predict_names_missing_and_unreadable_files_and_scores_the_rest(tiny_run
     assert captured.out.startswith(f"{_bikes()} (1 view):")
     assert predict.main(["--export", str(tmp_path), _bikes()]) == 1
     assert os.path.join(str(tmp_path), predict.EXPORTED) in capsys.readouterr().err
+
+
+def test_export_errors_name_the_missing_run_and_the_platform_it_cannot_check_on(tiny_run, tmp_path, capsys):
+    assert export.main(["--workdir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
+    assert os.path.join(str(tmp_path / "nowhere"), trained_run.CONFIG) in capsys.readouterr().err
+    with pytest.raises(ValueError, match="leave out this machine's 'cpu'"):
+        export.export_run(tiny_run[0], str(tmp_path / "out"), platforms=("cuda",))
+    assert not os.path.exists(tmp_path / "out")

@@ -15,9 +15,9 @@ writes
 
 After writing the artifact the export reads it back and checks that it reproduces the model's logits on random
 clips at two batch sizes (2 and 1); a mismatch raises RuntimeError. The artifact is lowered for CPU, CUDA and TPU
-by default (lowering needs no accelerator); the depthwise-conv formulation is the one `VMP_DEPTHWISE_IMPL` /
-the exporting machine's backend selects (`vmp_jax.ops.depthwise_conv.default_impl`), whatever the platform
-that later runs it.
+by default (lowering needs no accelerator; the platforms must include the exporting machine's, where the check
+runs). Its depthwise convs take the form `VMP_DEPTHWISE_IMPL` / the exporting machine's backend selects
+(`vmp_jax.ops.depthwise_conv.default_impl`: shifted multiply-adds on CPU) on every platform that later runs it.
 """
 from __future__ import annotations
 
@@ -120,6 +120,10 @@ def export_run(workdir: str, out: str, step: int | None = None, platforms: Seque
 
     `log` gets one line per file written (or skipped), naming it under `out` as given.
     """
+    here = jax.export.default_export_platform()
+    if here not in platforms:
+        raise ValueError(f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the export "
+                         "checks the artifact; add it")
     run = trained_run.load_run(workdir, step)
     given, out = out, os.path.abspath(out)  # orbax needs absolute paths; messages use the caller's
     shown = lambda name: os.path.join(given, name)  # noqa: E731

@@ -92,11 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmp_jax.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--export", required=True, help="directory written by python -m vmp_jax.export")
     parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--num_clips", type=int, default=None, help="clips per video (default: data.eval_num_clips)")
+    parser.add_argument("--num_clips", type=int, default=None,
+                        help="clips per video (default: data.eval_num_clips; runs on video files only)")
     parser.add_argument("--num_crops", type=int, default=None, choices=(1, 3),
-                        help="crops per clip (default: data.eval_num_crops)")
-    parser.add_argument("--top_k", type=int, default=5)
+                        help="crops per clip (default: data.eval_num_crops; runs on video files only)")
+    parser.add_argument("--top_k", type=int, default=5, help="classes printed per video")
     args = parser.parse_args(argv)
+    if args.top_k < 1 or (args.num_clips is not None and args.num_clips < 1):
+        parser.error(f"--top_k={args.top_k}, --num_clips={args.num_clips}: expected positive numbers")
     try:
         exported = load_exported(os.path.join(args.export, EXPORTED))
         info = trained_run.read_json(os.path.join(args.export, trained_run.RUN_INFO))

@@ -23,7 +23,7 @@ CONFIG = "config.json"
 class TrainedRun:
     """model.apply(variables, frames, train=False) -> (logits, variation); frames (B, num_frames, H, W, 3)."""
 
-    workdir: str
+    workdir: str              # the run's workdir (load_run) or the export directory (export.load_bundle)
     step: int
     config: ml_collections.ConfigDict
     model: Any
