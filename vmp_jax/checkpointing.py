@@ -1,4 +1,5 @@
-"""Everything orbax: periodic asynchronous checkpoints of the train state and the grain iterator state.
+"""Everything orbax: periodic asynchronous checkpoints of the train state and the grain iterator state, and
+single pytrees of variables (the inference bundle of `vmp_jax.export`).
 
 Each checkpoint step holds two items: `state` (the TrainState pytree) and `data` (the input iterator's
 position, one JSON file per process), so a resumed run continues the data stream exactly where it stopped.
@@ -9,6 +10,7 @@ policies). Incomplete (killed mid-write) checkpoints are never restored: orbax f
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import grain
@@ -73,8 +75,8 @@ class Checkpoints:
     def restore_state(self, step: int | None = None, state_like: Any = None) -> Any:
         """Only the train state (no data iterator), e.g. for export; `step=None` takes the latest.
 
-        With `state_like` the result has its structure and shardings; without, it comes back as saved (a nested
-        dict of arrays on the default device).
+        With `state_like` the result has its structure and shardings; without, it has the saved structure as a
+        nested dict of arrays on the default device, whatever the device count the run was trained on.
         """
         step = self.latest_step() if step is None else step
         if step is None:
@@ -97,3 +99,34 @@ class Checkpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def save_variables(directory: str, variables: Any) -> None:
+    """Writes a pytree of arrays (e.g. {'params', 'batch_stats'}) as one orbax checkpoint in a new `directory`."""
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(os.path.abspath(directory), variables)
+
+
+def restore_variables(directory: str, like: Any) -> Any:
+    """The pytree saved by `save_variables`, restored into the structure, shapes and dtypes of `like`.
+
+    `like` may hold arrays or `jax.ShapeDtypeStruct`s (e.g. from `jax.eval_shape` of the model's init); a saved tree
+    with other keys or shapes raises ValueError.
+    """
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no checkpoint directory {directory}")
+    with ocp.StandardCheckpointer() as checkpointer:
+        # orbax restores a differently shaped array into the target's shape without complaint: compare first.
+        saved = _shapes(checkpointer.metadata(directory).item_metadata)
+        wanted = _shapes(like)
+        if saved != wanted:
+            differing = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+            raise ValueError(f"{directory} does not fit the model: differing entries (saved vs expected) "
+                             + ", ".join(f"{k}: {saved.get(k)} vs {wanted.get(k)}" for k in differing[:10]))
+        return checkpointer.restore(directory, _abstract(like))
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves}

@@ -223,10 +223,33 @@ def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
                                                    _torch_kernel_ndim(kind, prefix))
         if "bias" in p:
             out[f"{prefix}.bias"] = np.asarray(p["bias"], np.float32)
-    if as_torch:
-        torch = _import_torch()
-        out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
-    return out
+    return _tensors(out) if as_torch else out
+
+
+def classifier_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
+                        as_torch: bool = True) -> dict[str, Any]:
+    """`VideoClassifier` variables with an X3D backbone -> one PyTorch state dict: the backbone's keys as in
+    `x3d_to_torch`, plus `vmp.<name>` for every parameter of the motion prompt layer when the model has one
+    (`vmp.m`, `vmp.n` for the paper's pn='sigmoid'; `vmp.log_gamma` or `vmp.log_eta` for the other PNs; shape ()
+    or (H, W) with parametrization='per_pixel').
+
+    Load the backbone with `create_x3d(...).load_state_dict({k: v for k, v in sd.items() if not
+    k.startswith('vmp.')}, strict=True)`; the VMP tensors are for a PyTorch port of the layer.
+    """
+    params, stats = variables["params"], variables.get("batch_stats", {})
+    if "backbone" not in params or "stage1_block0" not in params["backbone"]:
+        raise ValueError(f"variables have params {sorted(params)} (backbone: {sorted(params.get('backbone', {}))[:3]}"
+                         "...); expected a VideoClassifier with an X3D backbone")
+    out = x3d_to_torch({"params": params["backbone"], "batch_stats": stats.get("backbone", {})},
+                       key_format=key_format, as_torch=False)
+    for name, value in params.get("vmp", {}).items():
+        out[f"vmp.{name}"] = np.asarray(value, np.float32)
+    return _tensors(out) if as_torch else out
+
+
+def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    torch = _import_torch()
+    return {k: torch.from_numpy(np.array(v, order="C")) for k, v in arrays.items()}  # a writable copy
 
 
 def _import_torch():

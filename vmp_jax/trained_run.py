@@ -23,7 +23,7 @@ CONFIG = "config.json"
 class TrainedRun:
     """model.apply(variables, frames, train=False) -> (logits, variation); frames (B, num_frames, H, W, 3)."""
 
-    workdir: str
+    workdir: str              # the run's workdir (load_run) or the export directory (export.load_bundle)
     step: int
     config: ml_collections.ConfigDict
     model: Any
@@ -34,23 +34,28 @@ class TrainedRun:
 
 
 def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int],
-                   total_steps: int) -> None:
-    """What a reader of the run needs beyond the config: the classes, the model's input shape, the run length."""
-    info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size),
-            "total_steps": int(total_steps)}
+                   total_steps: int | None = None, step: int | None = None) -> None:
+    """What a reader of the run needs beyond the config: the class names and the model's input shape; for a
+    training run its length in steps, for an exported bundle the step its variables come from."""
+    info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
+    if total_steps is not None:
+        info["total_steps"] = int(total_steps)
+    if step is not None:
+        info["step"] = int(step)
     with open(os.path.join(workdir, RUN_INFO), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
 
 
 def read_json(path: str) -> dict:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} the workdir of a train.py run?")
+        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} a train.py workdir (or a "
+                                "vmp_jax.export output)?")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
 def read_run_info(workdir: str) -> dict:
-    """DIR/run_info.json: class_names, num_frames, frame_size, total_steps."""
+    """DIR/run_info.json: class_names, num_frames, frame_size; total_steps (a run) or step (an export)."""
     return read_json(os.path.join(workdir, RUN_INFO))
 
 
@@ -59,15 +64,28 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(read_json(os.path.join(workdir, CONFIG)))
 
 
+def read_model(directory: str) -> tuple[ml_collections.ConfigDict, Any, dict]:
+    """(config, model, run info) from `directory/config.json` and `directory/run_info.json` (a workdir or a bundle)."""
+    from vmp_jax import train_lib  # train_lib imports this module's writer
+
+    config = load_config(directory)
+    info = read_run_info(directory)
+    return config, train_lib.build_model(config.model, len(info["class_names"])), info
+
+
+def make_trained_run(directory: str, step: int, config: ml_collections.ConfigDict, model: Any, variables: dict,
+                     info: dict) -> TrainedRun:
+    return TrainedRun(workdir=directory, step=step, config=config, model=model, variables=jax.device_get(variables),
+                      class_names=list(info["class_names"]), num_frames=int(info["num_frames"]),
+                      frame_size=tuple(info["frame_size"]))
+
+
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     """The model and the variables of checkpoint `step` (None: the latest) of the run in `workdir`."""
-    from vmp_jax import checkpointing, train_lib  # train_lib imports this module's writer
+    from vmp_jax import checkpointing
 
     workdir = os.path.abspath(workdir)
-    config = load_config(workdir)
-    info = read_run_info(workdir)
-    class_names = list(info["class_names"])
-    model = train_lib.build_model(config.model, len(class_names))
+    config, model, info = read_model(workdir)
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpoints.restore_state(step)
@@ -75,6 +93,4 @@ def load_run(workdir: str, step: int | None = None) -> TrainedRun:
     finally:
         checkpoints.close()
     variables = {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
-    return TrainedRun(workdir=workdir, step=restored_step, config=config, model=model,
-                      variables=jax.device_get(variables), class_names=class_names,
-                      num_frames=int(info["num_frames"]), frame_size=tuple(info["frame_size"]))
+    return make_trained_run(workdir, restored_step, config, model, variables, info)

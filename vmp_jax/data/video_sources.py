@@ -161,12 +161,21 @@ class ClipTransform:
     return {"frames": frames, "label": np.int32(item["label"]), "video_index": np.int32(item["video_index"])}
 
 
+def _common(c, num_frames: int) -> dict:
+  return dict(num_frames=num_frames, sampling_rate=c.sampling_rate, crop_size=c.crop_size,
+              target_fps=c.target_fps, short_video=c.short_video, on_bad_input=c.on_bad_input)
+
+
+def eval_transform(c, num_frames: int, num_clips: int | None = None, num_crops: int | None = None) -> ClipTransform:
+  """The test-time ClipTransform of data config `c` (views: `c.eval_num_clips` x `c.eval_num_crops` unless given)."""
+  return ClipTransform(train=False, eval_short_side=c.eval_short_side,
+                       num_clips=c.eval_num_clips if num_clips is None else num_clips,
+                       num_crops=c.eval_num_crops if num_crops is None else num_crops, **_common(c, num_frames))
+
+
 def _transforms(c, num_frames: int) -> tuple[ClipTransform, ClipTransform]:
-  common = dict(num_frames=num_frames, sampling_rate=c.sampling_rate, crop_size=c.crop_size,
-                target_fps=c.target_fps, short_video=c.short_video, on_bad_input=c.on_bad_input)
-  return (ClipTransform(train=True, train_scale=tuple(c.train_scale), **common),
-          ClipTransform(train=False, eval_short_side=c.eval_short_side, num_clips=c.eval_num_clips,
-                        num_crops=c.eval_num_crops, **common))
+  return (ClipTransform(train=True, train_scale=tuple(c.train_scale), **_common(c, num_frames)),
+          eval_transform(c, num_frames))
 
 
 def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch_size: int, seed: int,
