@@ -314,17 +314,19 @@ def plot_coefficients(curves: dict, path: str) -> None:
     names = [n for n in COEFFICIENTS if n in curves]
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4), dpi=100,
                              squeeze=False)
+    settings = list(dict.fromkeys(s for name in names for s in curves[name]))
+    colours = plt.get_cmap("tab20")
     for ax, name in zip(axes[0], names):
-        for setting, (steps, mean) in curves[name].items():
-            ax.plot(steps, mean, label=setting)
+        for setting, (steps, mean) in curves[name].items():  # a setting keeps its colour in every panel
+            ax.plot(steps, mean, label=setting, color=colours(settings.index(setting) % 20),
+                    linestyle="-" if settings.index(setting) < 10 else "--")
         ax.set_title(f"learned {COEFFICIENTS[name]} ({name})")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         if name in ("gamma", "eta"):
             ax.set_yscale("log")
-    if names:
-        axes[0][0].legend(fontsize=6)
-    else:
+        ax.legend(fontsize=6)
+    if not names:
         axes[0][0].text(0.5, 0.5, "no VMP coefficients logged", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path)
