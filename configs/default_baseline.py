@@ -1,6 +1,9 @@
-"""The embedded default without VMP (the baseline): the same `tiny` backbone classifies the raw clips.
+"""The embedded default without VMP (the baseline): the same X3D-XXS backbone classifies the raw clips.
 
     python train.py --config configs/default_baseline.py --workdir runs/default_baseline
+
+Measured on the 2-core development CPU (2026-11-25, nothing else running): 2 min 14 s wall; eval top-1 63.1% /
+97.5% / 98.0% at steps 300 / 600 / 900 (with VMP: 78.9% / 97.3% / 98.8%, see configs/default.py).
 """
 
 from configs import default

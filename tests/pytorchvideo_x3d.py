@@ -32,7 +32,7 @@ def random_x3d(variant, clip_length, crop_size, num_classes=400, seed=0, shortcu
     import torch  # pylint: disable=import-outside-toplevel
     torch.manual_seed(seed)
     net = create_x3d()(input_clip_length=clip_length, input_crop_size=crop_size, model_num_class=num_classes,
-                       depth_factor=5.0 if variant == "l" else 2.2, head_activation=None)
+                       depth_factor={"l": 5.0, "xxs": 0.2}.get(variant, 2.2), head_activation=None)
     if shortcut_bn:
         net.blocks[1].res_blocks[0].branch1_norm = torch.nn.BatchNorm3d(24, eps=1e-5, momentum=0.1)
     g = torch.Generator().manual_seed(seed + 1)

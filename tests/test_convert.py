@@ -22,7 +22,7 @@ def _clips(variant, seed=0):
     return np.random.default_rng(seed).normal(size=(1, t, h, w, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("variant", ["xs", "s"])
+@pytest.mark.parametrize("variant", ["xxs", "xs", "s"])
 def test_parity_with_pytorchvideo_both_key_formats(variant):
     """Same weights -> same eval logits as PyTorchVideo, within 2e-3 of the logit scale, at the native size."""
     t, h, _ = native_input(variant)

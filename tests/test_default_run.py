@@ -18,6 +18,6 @@ def test_default_config_trains_far_above_chance(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     evals = read_metrics(str(tmp_path), "eval")
-    assert [r["step"] for r in evals] == [200, 400, 600]
+    assert [r["step"] for r in evals] == [300, 600, 900]
     assert evals[-1]["top1"] > 0.9  # 4 classes: chance is 0.25
     assert evals[-1]["num_videos"] == 512

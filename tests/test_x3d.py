@@ -42,7 +42,7 @@ def _random_variables(model, clip_shape, seed=0):
     return jax.tree_util.tree_map_with_path(fill, _abstract_variables(model, clip_shape))
 
 
-@pytest.mark.parametrize("variant", ["xs", "s"])
+@pytest.mark.parametrize("variant", ["xxs", "xs", "s"])
 def test_parameters_match_pytorchvideo_module(variant):
     net = random_x3d(variant, 4, 64)
     ours = _abstract_variables(X3D(variant, num_classes=400))
@@ -55,6 +55,7 @@ def test_parameters_match_pytorchvideo_module(variant):
 def test_published_architecture_facts():
     assert stage_depths("xs") == stage_depths("s") == stage_depths("m") == (3, 5, 11, 7)
     assert stage_depths("l") == (5, 10, 25, 15)
+    assert stage_depths("xxs") == (1, 1, 1, 1)  # create_x3d(depth_factor=0.2): XS with one block per stage
     # SE widths: 1/16 of the inner width rounded to a multiple of 8, at least 8 (432/16 = 27 -> 24 < 0.9*27 -> 32).
     assert [round_width(int(2.25 * w), 0.0625) for w in (24, 48, 96, 192)] == [8, 8, 16, 32]
     params = _abstract_variables(X3D("s", num_classes=400))["params"]

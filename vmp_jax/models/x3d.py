@@ -20,8 +20,12 @@ from vmp_jax.ops import SpatialConv, depthwise_conv3d
 
 Dtype = Any
 
-# variant -> (depth factor, native (T, H=W)). Width factor 2.0 for all of them.
+# variant -> (depth factor, native (T, H=W)). Width factor 2.0 for all of them. 'xxs' is not a published model:
+# X3D-XS contracted along X3D's depth axis to one block per stage (factor 0.2: ceil(0.2 * [1, 2, 5, 3]) = 1), i.e.
+# PyTorchVideo's create_x3d(depth_factor=0.2). Trained from scratch on the procedural default it learns in a few
+# hundred steps, where the 26 blocks of XS stay at chance for 400 steps; no pretrained checkpoint exists for it.
 VARIANTS = {
+    "xxs": (0.2, (4, 160)),
     "xs": (2.2, (4, 160)),
     "s": (2.2, (13, 160)),
     "m": (2.2, (16, 224)),
@@ -48,7 +52,7 @@ def round_width(width: float, multiplier: float, min_width: int = 8, divisor: in
 
 
 def stage_depths(variant: str) -> tuple[int, ...]:
-    """Blocks per stage, ceil(d * [1, 2, 5, 3]): (3, 5, 11, 7) for XS/S/M and (5, 10, 25, 15) for L."""
+    """Blocks per stage, ceil(d * [1, 2, 5, 3]): XS/S/M (3, 5, 11, 7), L (5, 10, 25, 15), XXS (1, 1, 1, 1)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}; expected one of {sorted(VARIANTS)}")
     d = VARIANTS[variant][0]
@@ -56,7 +60,7 @@ def stage_depths(variant: str) -> tuple[int, ...]:
 
 
 def native_input(variant: str) -> tuple[int, int, int]:
-    """(T, H, W) the variant was trained at: XS 4x160², S 13x160², M 16x224², L 16x312²."""
+    """(T, H, W) the variant was trained at: XS 4x160², S 13x160², M 16x224², L 16x312² (XXS: XS's)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}; expected one of {sorted(VARIANTS)}")
     t, s = VARIANTS[variant][1]
@@ -142,7 +146,7 @@ class X3DBlock(nn.Module):
 
 
 class X3D(nn.Module):
-    """X3D-XS/S/M/L. clips: (B, T, H, W, 3) float, T >= 1, H, W >= 32 -> logits (B, num_classes) float32.
+    """X3D-XXS/XS/S/M/L. clips: (B, T, H, W, 3) float, T >= 1, H, W >= 32 -> logits (B, num_classes) float32.
 
     `shortcut_bn_always=False` is PyTorchVideo's network (no BN on the shortcut of stage 1 block 0, where widths are
     equal); True is PySlowFast's (BN on every projection shortcut). Use the one matching the checkpoint's family.
