@@ -41,13 +41,14 @@ def test_parity_with_pytorchvideo_both_key_formats(variant):
         assert err < 2e-3, f"{variant} slowfast={slowfast}: max error {err:.2e} of the logit scale"
 
 
-def test_round_trip_pytorchvideo_strict():
+@pytest.mark.parametrize("variant", ["xxs", "xs"])
+def test_round_trip_pytorchvideo_strict(variant):
     import torch  # pylint: disable=import-outside-toplevel
-    net = random_x3d("xs", 4, 64, seed=5)
+    net = random_x3d(variant, 4, 64, seed=5)
     sd = net.state_dict()
-    variables = convert.x3d_from_torch({k: v.numpy() for k, v in sd.items()}, variant="xs")  # NumPy input too
+    variables = convert.x3d_from_torch({k: v.numpy() for k, v in sd.items()}, variant=variant)  # NumPy input too
     back = convert.x3d_to_torch(variables)
-    fresh = random_x3d("xs", 4, 64, seed=6)
+    fresh = random_x3d(variant, 4, 64, seed=6)
     fresh.load_state_dict(back, strict=True)
     for k, v in sd.items():
         if not k.endswith("num_batches_tracked"):

@@ -199,9 +199,10 @@ def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
         raise ValueError(f"key_format={key_format!r}; expected one of {FORMATS}")
     params, stats = variables["params"], variables["batch_stats"]
     depths = tuple(sum(1 for k in params if k.startswith(f"stage{s}_block")) for s in range(1, 5))
-    variant = {stage_depths("s"): "s", stage_depths("l"): "l"}.get(depths)
+    by_depths = {stage_depths(v): v for v in ("xxs", "s", "l")}  # xs, s, m share their depths
+    variant = by_depths.get(depths)
     if variant is None:
-        raise ValueError(f"variables have stage depths {depths}; expected {stage_depths('s')} or {stage_depths('l')}")
+        raise ValueError(f"variables have stage depths {depths}; expected one of {sorted(by_depths)}")
     shortcut_bn = "branch1_norm" in params["stage1_block0"]
     if shortcut_bn and key_format == "pytorchvideo":
         raise ValueError("variables have a BN on the stage-1 block-0 shortcut (shortcut_bn_always=True), which "
