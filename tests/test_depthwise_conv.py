@@ -103,3 +103,22 @@ def test_errors_name_the_value():
         depthwise_conv3d(x, k, (1, 0, 1))
     with pytest.raises(ValueError, match="impl='fast'"):
         depthwise_conv3d(x, k, impl="fast")
+
+
+def test_auto_form_is_chosen_per_platform_when_lowered(monkeypatch):
+    """An artifact exported on a CPU carries the vendor grouped conv for GPU/TPU and the shifted form for CPU."""
+    monkeypatch.delenv("VMP_DEPTHWISE_IMPL", raising=False)
+    x = jax.ShapeDtypeStruct((2, 4, 8, 8, 6), jnp.float32)
+    k = jax.ShapeDtypeStruct((3, 3, 3, 6), jnp.float32)
+
+    def lowered(platforms):
+        return jax.export.export(jax.jit(depthwise_conv3d), platforms=platforms)(x, k)
+
+    assert "feature_group_count = 6" not in lowered(("cpu",)).mlir_module()
+    assert "feature_group_count = 6" in lowered(("cuda",)).mlir_module()
+    assert "feature_group_count = 6" in lowered(("tpu",)).mlir_module()
+    both = lowered(("cpu", "cuda"))
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=x.shape).astype(np.float32)
+    ks = rng.normal(size=k.shape).astype(np.float32)
+    np.testing.assert_allclose(both.call(xs, ks), depthwise_conv3d(xs, ks, impl="lax"), rtol=1e-5, atol=1e-5)

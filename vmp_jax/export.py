@@ -16,8 +16,8 @@ writes
 After writing the artifact the export reads it back and checks that it reproduces the model's logits on random
 clips at two batch sizes (2 and 1); a mismatch raises RuntimeError. The artifact is lowered for CPU, CUDA and TPU
 by default (lowering needs no accelerator; the platforms must include the exporting machine's, where the check
-runs). Its depthwise convs take the form `VMP_DEPTHWISE_IMPL` / the exporting machine's backend selects
-(`vmp_jax.ops.depthwise_conv.default_impl`: shifted multiply-adds on CPU) on every platform that later runs it.
+runs). Its depthwise convs are chosen per platform at lowering (`vmp_jax.ops.depthwise_conv3d`: shifted
+multiply-adds for CPU, the vendor grouped conv for CUDA and TPU), unless `VMP_DEPTHWISE_IMPL` forces one form.
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ XLA:CPU lowers `lax.conv_general_dilated(..., feature_group_count=C)` to a gener
 slower than PyTorch for X3D's 3x3x3 depthwise convs; the same conv written as kt*kh*kw shifted multiply-adds is a
 single fused elementwise loop. On GPU/TPU the vendor grouped conv (cuDNN / TPU conv units) is the default choice.
 That GPU default is *not* measured here (no GPU was available when this was written); override it with the
-`impl` argument or the environment variable `VMP_DEPTHWISE_IMPL` (`shifted` | `lax` | `auto`).
+`impl` argument or the environment variable `VMP_DEPTHWISE_IMPL` (`shifted` | `lax` | `auto`). With 'auto' and no
+override the choice is made per platform when the program is lowered (`lax.platform_dependent`), so a program
+exported for several platforms carries the right form for each.
 
 The shifted form has a custom VJP: the input gradient is the same shifted form applied to the stride-dilated
 cotangent with the flipped kernel, and the kernel gradient reduces all taps in a scan over output frames (cache
@@ -166,10 +168,19 @@ def depthwise_conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r}; expected one of {IMPLS}")
     strides = _check(x, kernel, strides)
+    if impl == "auto" and os.environ.get(_ENV_VAR, "auto") == "auto":
+        # Chosen when the program is lowered, per platform: a jax.export artifact lowered for several platforms on
+        # a CPU machine still runs the vendor conv on GPU/TPU, and the shifted form on CPU.
+        return lax.platform_dependent(x, kernel, cpu=functools.partial(_shifted_path, strides=strides),
+                                      default=functools.partial(_lax_forward, strides=strides))
     if impl == "auto":
         impl = default_impl()
     if impl == "lax":
         return _lax_forward(x, kernel, strides)
+    return _shifted_path(x, kernel, strides)
+
+
+def _shifted_path(x, kernel, strides):
     # Inside shard_map a replicated kernel meets per-device activations. Giving the kernel the activations'
     # varying mesh axes up front (adding zeros shaped like it) lets autodiff sum the custom per-device kernel
     # gradient over those axes, as it does for built-in ops; outside shard_map this adds zeros.
