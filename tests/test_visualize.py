@@ -102,11 +102,11 @@ def test_attention_curve_scalar_and_per_pixel():
     assert pixels.coefficients["slope_a"] == pytest.approx(slope, rel=1e-6)
 
 
-def test_fit_frames_is_the_eval_centre_crop_for_square_sizes():
+def test_cover_and_centre_crop_is_the_eval_centre_crop_for_square_sizes():
     frames = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
     expected = transforms.eval_view(frames, short_side=24, crop_size=24, crop_index=0, num_crops=1)
-    np.testing.assert_array_equal(visualize.fit_frames(frames, 24, 24), expected)
-    wide = visualize.fit_frames(frames, 10, 40)  # width decides the scale: 56 -> 40, 40 -> 29, crop rows 9..19
+    np.testing.assert_array_equal(transforms.cover_and_centre_crop(frames, 24, 24), expected)
+    wide = transforms.cover_and_centre_crop(frames, 10, 40)  # width decides: 56 -> 40, 40 -> 29, crop rows 9..19
     np.testing.assert_array_equal(wide, transforms.resize(frames, 29, 40)[:, 9:19])
 
 

@@ -164,8 +164,9 @@ def run_sweep(base: ml_collections.ConfigDict, settings: Sequence[Setting], seed
     train_fn = train_fn or train_lib.train_and_evaluate
     workdir = os.path.abspath(workdir)
     configs = sweep_configs(base, settings, seeds, jax.device_count(), jax.process_count())
-    for (name, seed), config in configs.items():  # every run is checked before the first one starts
-        check_same_config(run_dir(workdir, Setting(name, {}), seed), config)
+    for setting in settings:  # every run is checked before the first one starts
+        for seed in seeds:
+            check_same_config(run_dir(workdir, setting, seed), configs[setting.name, seed])
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "sweep.json"), "w", encoding="utf-8") as f:
         json.dump({"settings": [dataclasses.asdict(s) for s in settings], "seeds": list(seeds),

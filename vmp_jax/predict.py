@@ -45,13 +45,7 @@ def uniform_clip(path: str, num_frames: int, frame_size: Sequence[int]) -> np.nd
     """
     n = video.probe(path).num_frames
     frames = video.read_frames(path, np.round(np.linspace(0, max(n - 1, 0), num_frames)).astype(np.int64))
-    height, width = frame_size
-    scale = max(height / frames.shape[1], width / frames.shape[2])
-    new_h = max(height, int(round(frames.shape[1] * scale)))
-    new_w = max(width, int(round(frames.shape[2] * scale)))
-    frames = transforms.resize(frames, new_h, new_w)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+    return transforms.cover_and_centre_crop(frames, *frame_size)
 
 
 def video_views(path: str, data_config, num_frames: int, frame_size: Sequence[int], num_clips: int | None = None,

@@ -118,23 +118,13 @@ def clip_indices(num_available: int, num_frames: int, start: int = 0, stride: in
     return indices
 
 
-def fit_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize to cover height x width, keeping the aspect ratio, and centre-crop. (N, h, w, 3) uint8 -> (N, H, W, 3)."""
-    h, w = frames.shape[1:3]
-    scale = max(height / h, width / w)
-    rh, rw = max(height, round(h * scale)), max(width, round(w * scale))
-    frames = transforms.resize(frames, rh, rw)
-    top, left = (rh - height) // 2, (rw - width) // 2
-    return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
-
-
 def read_clip(path: str, num_frames: int, size: tuple[int, int], start: int = 0,
               stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(frames (num_frames, H, W, 3) uint8, their indices in the file); size (0, 0) keeps the video's size."""
     indices = clip_indices(video.probe(path).num_frames, num_frames, start, stride)
     frames = video.read_frames(path, indices)
     if tuple(size) != (0, 0):
-        frames = fit_frames(frames, *size)
+        frames = transforms.cover_and_centre_crop(frames, *size)
     return frames, indices
 
 

@@ -46,6 +46,17 @@ def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
   return resize(frames, *short_side_size(frames.shape[1], frames.shape[2], short_side))
 
 
+def cover_and_centre_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Resize to cover height x width keeping the aspect ratio, then centre-crop (for square sizes: the short side
+  becomes `height`, as in the eval view). (T, h, w, 3) uint8 -> (T, height, width, 3) uint8."""
+  h, w = frames.shape[1:3]
+  scale = max(height / h, width / w)
+  rh, rw = max(height, round(h * scale)), max(width, round(w * scale))
+  frames = resize(frames, rh, rw)
+  top, left = (rh - height) // 2, (rw - width) // 2
+  return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+
+
 def crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
   """(T, H, W, 3) -> (T, size, size, 3), rows top..top+size, columns left..left+size."""
   if not (0 <= top <= frames.shape[1] - size and 0 <= left <= frames.shape[2] - size):
