@@ -67,7 +67,7 @@ def jax_train_step(variant, frames_u8, labels, torch_state_dict):
     from vmp_jax import train_lib
 
     mesh = train_lib.make_mesh()
-    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone_kwargs=(("variant", variant),),
+    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="x3d", backbone_kwargs=(("variant", variant),),
                           bn_axis_name=train_lib.AXIS)
     variables = None
     if torch_state_dict is not None:

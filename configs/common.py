@@ -8,6 +8,7 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   num_train_steps          > 0: train this many steps; else num_epochs x (train clips // batch_size)
   vmp_lambda               weight of the temporal attention variation in the loss
   model.backbone           a registered backbone name ('x3d', 'tiny'); its arguments are model.<name>.*
+  model.backbone_module    import path of a module registering a backbone outside vmp_jax ('' = none)
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
@@ -18,6 +19,7 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
 import ml_collections
 
 from vmp_jax.data import default_data_config
+from vmp_jax.models import registry
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -39,9 +41,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "x3d"
-    # Each backbone's keyword arguments live under its name; `model.backbone` picks which ones are used.
-    config.model.x3d = ml_collections.ConfigDict(dict(variant="s", dropout_rate=0.5, shortcut_bn_always=False))
-    config.model.tiny = ml_collections.ConfigDict(dict(width=8, dropout_rate=0.0))
+    # Each registered backbone's fields live under its name, with the module's defaults; `model.backbone` picks
+    # which ones are used.
+    for name in registry.names():
+        config.model[name] = ml_collections.ConfigDict(registry.entry(name).defaults)
+    config.model.backbone_module = ""  # a module outside vmp_jax to import first: it registers model.backbone
     config.model.num_classes = 0
     config.model.dtype = "float32"
     config.model.use_vmp = True

@@ -16,6 +16,7 @@ from pytorchvideo_x3d import create_x3d, torch_logits
 from test_train_lib import tiny_config
 from vmp_jax import checkpointing, export, predict, train_lib, trained_run
 from vmp_jax.data import standardize, transforms, video
+from vmp_jax.models import factory
 from vmp_jax.motion_prompt import motion_prompts
 
 NUM_CLASSES = 6  # more than the 5 that predict prints
@@ -54,7 +55,7 @@ def tiny_run(tmp_path_factory):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{out}/bundle: params + batch_stats of step 3")
     assert lines[1].startswith(f"{out}/model.jax_export: clips (b, 5, 32, 32, 3) uint8 -> logits (b, {NUM_CLASSES})")
-    assert lines[2] == "PyTorch state dict skipped: it is X3D-only and this run's backbone is 'tiny'"
+    assert lines[2] == "PyTorch state dict skipped: backbone 'tiny' has no PyTorch converter"
     return workdir, out
 
 
@@ -88,8 +89,8 @@ def x3d_run(tmp_path_factory):
     with open(os.path.join(workdir, trained_run.CONFIG), "w", encoding="utf-8") as f:
         f.write(config.to_json_best_effort())
     trained_run.write_run_info(workdir, [f"class_{i}" for i in range(NUM_CLASSES)], 5, (32, 32))
-    model = train_lib.build_model(config.model, NUM_CLASSES)
-    shapes = jax.eval_shape(lambda r: train_lib.init_variables(model, r, (1, 5, 32, 32, 3)), jax.random.key(0))
+    model = factory.build_model(config.model, NUM_CLASSES)
+    shapes = jax.eval_shape(lambda r: factory.init_variables(model, r, (1, 5, 32, 32, 3)), jax.random.key(0))
     rng = np.random.default_rng(2)  # NumPy, not the jitted init: compiling X3D's initialisers takes ~15 s
     variables = jax.tree_util.tree_map_with_path(lambda path, x: _random_value(path[-1].key, x.shape, rng), shapes)
     state = train_lib.create_train_state(variables, optax.sgd(0.1)).replace(step=np.int32(7))
@@ -195,11 +196,11 @@ def test_state_dict_carries_the_vmp_parameters_of_other_power_normalisations(x3d
     run = export.load_bundle(x3d_run[1])
     variables = {"params": {**run.variables["params"], "vmp": {"log_eta": np.float32(2.5)}},
                  "batch_stats": run.variables["batch_stats"]}
-    state_dict = convert.classifier_to_torch(variables, as_torch=False)
+    state_dict = convert.classifier_to_torch(variables, "x3d", {}, as_torch=False)
     assert [k for k in state_dict if k.startswith("vmp.")] == ["vmp.log_eta"]
     assert state_dict["vmp.log_eta"] == np.float32(2.5)
-    with pytest.raises(ValueError, match="expected a VideoClassifier with an X3D backbone"):
-        convert.classifier_to_torch({"params": run.variables["params"]["backbone"], "batch_stats": {}})
+    with pytest.raises(ValueError, match=r"expected a VideoClassifier's \('backbone', ...\)"):
+        convert.classifier_to_torch({"params": run.variables["params"]["backbone"], "batch_stats": {}}, "x3d", {})
 
 
 def test_export_of_a_non_x3d_run_skips_the_state_dict(tiny_run):

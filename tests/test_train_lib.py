@@ -12,6 +12,7 @@ from configs import common
 from vmp_jax import checkpointing, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.metric_writers import read_metrics
+from vmp_jax.models import factory
 
 
 def tiny_config(**overrides):
@@ -46,10 +47,10 @@ def setup(config, num_devices):
     data = data_builders.make_datasets(config.data, num_frames=config.num_frames + 1,
                                        global_batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                                        seed=config.seed)
-    model = train_lib.build_model(config.model, data.num_classes)
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
     schedule = optax.constant_schedule(config.schedule.base_lr)
     shape = (1, config.num_frames + 1, 32, 32, 3)
-    abstract = jax.eval_shape(lambda r: train_lib.init_variables(model, r, shape), jax.random.key(0))
+    abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), jax.random.key(0))
     tx = train_lib.optim.make_optimizer("sgd", schedule, abstract["params"], momentum=0.9, weight_decay=1e-4)
     state = train_lib.initial_state(model, tx, jax.random.key(0), shape, mesh)
     batch = next(iter(data.train))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ml_collections
 
 from vmp_jax import optim
-from vmp_jax.models import classifier
+from vmp_jax.models import factory, registry
 from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
 
@@ -35,8 +35,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     if config.keep_last < 1:
         _fail("keep_last", config.keep_last, ">= 1")
     model = config.model
-    if model.backbone not in classifier.BACKBONES:
-        _fail("model.backbone", model.backbone, f"one of {sorted(classifier.BACKBONES)}")
+    factory.import_backbone_module(model)
+    if model.backbone not in registry.BACKBONES:
+        _fail("model.backbone", model.backbone, f"one of {registry.names()}")
     if model.use_vmp:
         if model.vmp.luma not in LUMA_WEIGHTS:
             _fail("model.vmp.luma", model.vmp.luma, f"one of {sorted(LUMA_WEIGHTS)}")

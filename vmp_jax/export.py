@@ -10,8 +10,9 @@ writes
     OUT/model.jax_export      serialised `jax.export` of clips (b, T+1, H, W, 3) uint8 -> logits (b, K) float32,
                               b symbolic, weights embedded, standardisation inside; load it with
                               `jax.export.deserialize(open(path, 'rb').read()).call(clips)` (jax + numpy only)
-    OUT/pytorch_state_dict.pt X3D backbones only: PyTorchVideo names (PySlowFast names when the model has
-                              `shortcut_bn_always`) plus `vmp.<param>` tensors (`convert.classifier_to_torch`)
+    OUT/pytorch_state_dict.pt backbones with a PyTorch converter (see `vmp_jax.models.registry`): the backbone's
+                              PyTorch names (X3D: PyTorchVideo's, PySlowFast's with `shortcut_bn_always`) plus
+                              `vmp.<param>` tensors (`convert.classifier_to_torch`)
 
 After writing the artifact the export reads it back and checks that it reproduces the model's logits on random
 clips at two batch sizes (2 and 1); a mismatch raises RuntimeError. The artifact is lowered for CPU, CUDA and TPU
@@ -31,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vmp_jax import checkpointing, convert, train_lib, trained_run
+from vmp_jax import checkpointing, trained_run
+from vmp_jax.models import factory, registry
 from vmp_jax.data.transforms import standardize
 from vmp_jax.predict import EXPORTED, load_exported
 
@@ -101,17 +103,18 @@ def load_bundle(out: str) -> trained_run.TrainedRun:
     out = os.path.abspath(out)
     config, model, info = trained_run.read_model(out)
     shape = (1, int(info["num_frames"]), *info["frame_size"], 3)
-    like = jax.eval_shape(lambda r: train_lib.init_variables(model, r, shape), jax.random.key(0))
+    like = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), jax.random.key(0))
     variables = checkpointing.restore_variables(os.path.join(out, BUNDLE),
                                                 {"params": like["params"], "batch_stats": like.get("batch_stats", {})})
     return trained_run.make_trained_run(out, int(info.get("step", -1)), config, model, variables, info)
 
 
 def state_dict_format(config) -> str | None:
-    """The PyTorch key format of the run's backbone, or None when it is not X3D (no PyTorch counterpart here)."""
-    if config.model.backbone != "x3d":
+    """The PyTorch key format of the run's backbone, or None when its backbone has no registered converter."""
+    entry = registry.entry(config.model.backbone)
+    if entry.converter is None:
         return None
-    return "pyslowfast" if config.model.x3d.shortcut_bn_always else "pytorchvideo"
+    return entry.load_converter().key_format(**factory.backbone_kwargs(config.model))
 
 
 def export_run(workdir: str, out: str, step: int | None = None, platforms: Sequence[str] = DEFAULT_PLATFORMS,
@@ -145,10 +148,13 @@ def export_run(workdir: str, out: str, step: int | None = None, platforms: Seque
 
     key_format = state_dict_format(run.config)
     if key_format is None:
-        log(f"PyTorch state dict skipped: it is X3D-only and this run's backbone is {run.config.model.backbone!r}")
+        log(f"PyTorch state dict skipped: backbone {run.config.model.backbone!r} has no PyTorch converter")
         return written
+    from vmp_jax import convert  # pylint: disable=import-outside-toplevel  (torch-side code only when needed)
+
     try:
-        state_dict = convert.classifier_to_torch(run.variables, key_format=key_format)
+        state_dict = convert.classifier_to_torch(run.variables, run.config.model.backbone,
+                                                 factory.backbone_kwargs(run.config.model))
     except ImportError as e:
         log(f"PyTorch state dict skipped: {e}")
         return written

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import signal
 import time
@@ -38,8 +37,8 @@ from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
 from vmp_jax.data.transforms import standardize
 from vmp_jax.metric_writers import MetricWriter
-from vmp_jax.models import classifier
-from vmp_jax.motion_prompt import normal_init, pn_coefficients
+from vmp_jax.models import factory
+from vmp_jax.motion_prompt import pn_coefficients
 
 AXIS = "data"
 
@@ -84,7 +83,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
             rngs={"dropout": rng})
         ce = cross_entropy(logits, labels)
         loss = lax.pmean(ce + vmp_lambda * variation, AXIS)
-        return loss, (ce, variation, logits, new_vars["batch_stats"])
+        return loss, (ce, variation, logits, new_vars.get("batch_stats", {}))
 
     (loss, (ce, variation, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -135,47 +134,6 @@ def global_batch(mesh, local: dict, keys=("frames", "label")) -> dict:
 # ----------------------------------------------------------------------------------------------- state
 
 
-def build_model(model_config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-    """The classifier described by `config.model`, with BatchNorm synced over the 'data' axis."""
-    return classifier.VideoClassifier(
-        num_classes=num_classes,
-        backbone=model_config.backbone,
-        backbone_kwargs=tuple(sorted(backbone_kwargs(model_config).items())),
-        use_vmp=model_config.use_vmp,
-        vmp_kwargs=vmp_kwargs(model_config.vmp),
-        dtype=jnp.dtype(model_config.dtype),
-        bn_axis_name=AXIS,
-    )
-
-
-def backbone_kwargs(model_config: ml_collections.ConfigDict) -> dict:
-    """The chosen backbone's keyword arguments: `config.model.<backbone name>` (none if that key is absent)."""
-    name = model_config.backbone
-    return model_config[name].to_dict() if name in model_config else {}
-
-
-def vmp_kwargs(vmp_config: ml_collections.ConfigDict) -> dict:
-    """VideoMotionPrompt fields from `config.model.vmp` (initialisers built from mean/std numbers)."""
-    return {
-        "luma": vmp_config.luma,
-        "parametrization": vmp_config.parametrization,
-        "m_init": normal_init(vmp_config.m_init_mean, vmp_config.m_init_std),
-        "n_init": normal_init(vmp_config.n_init_mean, vmp_config.n_init_std),
-        "pn": vmp_config.pn,
-        # pn_init_value 0 keeps the PN's default coefficient; the spread is in log space, where it is learned
-        "pn_init": (normal_init(math.log(vmp_config.pn_init_value), vmp_config.pn_init_log_std)
-                    if vmp_config.pn_init_value > 0 else None),
-    }
-
-
-def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> dict:
-    """Model variables for clips of `input_shape` (1, T+1, H, W, 3)."""
-    params_rng, dropout_rng = jax.random.split(rng)
-    # train=False: BatchNorm uses its running averages, so no 'data' axis is needed outside shard_map.
-    return model.init({"params": params_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32),
-                      train=False)
-
-
 def create_train_state(variables: dict, tx: optax.GradientTransformation) -> TrainState:
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
@@ -188,7 +146,7 @@ def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.A
     pretrained checkpoint) replace the random initialisation when given."""
     replicated = NamedSharding(mesh, P())
     if variables is None:
-        make = lambda: create_train_state(init_variables(model, rng, input_shape), tx)  # noqa: E731
+        make = lambda: create_train_state(factory.init_variables(model, rng, input_shape), tx)  # noqa: E731
         return jax.jit(make, out_shardings=replicated)()
     return jax.jit(lambda v: create_train_state(v, tx), out_shardings=replicated)(variables)
 
@@ -238,6 +196,25 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
         relative_rates=tuple(s.relative_rates), warmup_init=s.warmup_init)
 
 
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+    """When the loop logs train metrics, evaluates (0: only at the end) and checkpoints, in steps."""
+
+    total_steps: int
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+
+    def eval_at(self, step: int) -> bool:
+        return step == self.total_steps or (self.eval_every > 0 and step % self.eval_every == 0)
+
+    def log_at(self, step: int) -> bool:
+        return step % self.log_every == 0 or step == self.total_steps
+
+    def checkpoint_at(self, step: int) -> bool:
+        return step % self.checkpoint_every == 0 or step == self.total_steps
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state."""
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
@@ -249,31 +226,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
     mesh = make_mesh()
-    num_frames = config.num_frames + (1 if config.model.use_vmp else 0)
+    num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
     data = data_builders.make_datasets(
         config.data, num_frames=num_frames, global_batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size, seed=config.seed, process_index=jax.process_index(),
         process_count=jax.process_count())
     config_checks.validate_num_classes(config, data.num_classes)
+    factory.validate_backbone(config.model, config.num_frames, data.frame_size)
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
     if is_main:
         trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size, total_steps)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
-    model = build_model(config.model, data.num_classes)
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)
     init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, num_frames, *data.frame_size, 3)
     variables = None
     if config.init_checkpoint:
-        from vmp_jax import convert
+        from vmp_jax import convert  # torch-side code only when a checkpoint is given
 
-        random_init = jax.jit(lambda r: init_variables(model, r, input_shape))(init_rng)
+        random_init = jax.jit(lambda r: factory.init_variables(model, r, input_shape))(init_rng)
         variables = convert.load_pretrained_backbone(jax.device_get(random_init), config.init_checkpoint,
-                                                     config.model.x3d.variant, rng=init_rng)
+                                                     config.model.backbone, factory.backbone_kwargs(config.model))
         if is_main:
             print(f"Backbone initialised from {config.init_checkpoint}", flush=True)
     o = config.optimizer
-    abstract = jax.eval_shape(lambda r: init_variables(model, r, input_shape), init_rng)
+    abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, input_shape), init_rng)
     tx = optim.make_optimizer(o.name, schedule, abstract["params"], momentum=o.momentum, nesterov=o.nesterov,
                               weight_decay=o.weight_decay, decay_norm_and_bias=o.decay_norm_and_bias,
                               decay_vmp=o.decay_vmp, clip_grad_norm=o.clip_grad_norm or None)
@@ -296,9 +274,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     writer = MetricWriter(workdir, total_steps, start_step, enabled=is_main, progress_bar=config.progress_bar)
     if restored_step is not None:
         writer.message(f"Resumed from step {restored_step} ({checkpoints.directory}).")
+    cadence = Cadence(total_steps, config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
     try:
-        state = _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step_rng, checkpoints,
-                      writer, stop, start_step, total_steps)
+        state = train_loop(
+            state, start_step, cadence,
+            train_step=lambda s: p_train_step(s, global_batch(mesh, next(train_iter)), step_rng),
+            evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
+            save=lambda step, s, metrics=None: checkpoints.save(step, s, train_iter, metrics=metrics),
+            checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
     finally:
         checkpoints.close()
         writer.close()
@@ -307,8 +290,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return state
 
 
-def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step_rng, checkpoints, writer, stop,
-          start_step, total_steps):
+def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
+               train_step: Callable[[TrainState], tuple[TrainState, dict]],
+               evaluate: Callable[[TrainState], dict], save: Callable[..., None],
+               checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
+               batch_size: int) -> TrainState:
+    """Steps from `start_step` to `cadence.total_steps`: `train_step` (next batch included), metrics, `evaluate`
+    and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary."""
     pending = None  # (step, metrics) of the step in flight: checked for NaN one step later, without a stall
     window_start, window_steps = time.perf_counter(), 0
     step = start_step
@@ -320,12 +308,8 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
                 f"non-finite loss ({loss}, parameter norm {param_norm}) at step {at_step}; training stopped. "
                 f"The last good checkpoint (step {checkpoints.latest_step()}) is kept in {checkpoints.directory}")
 
-    def save(at_step, eval_metrics=None):
-        checkpoints.save(at_step, state, train_iter, metrics=eval_metrics)
-
-    while step < total_steps:
-        batch = global_batch(mesh, next(train_iter))
-        state, metrics = p_train_step(state, batch, step_rng)
+    while step < cadence.total_steps:
+        state, metrics = train_step(state)
         if pending is not None:
             check_finite(*pending)
         step += 1
@@ -333,29 +317,28 @@ def _loop(config, state, train_iter, data, mesh, p_train_step, p_eval_step, step
         window_steps += 1
         writer.advance(step)
 
-        if step % config.log_every_steps == 0 or step == total_steps:
+        if cadence.log_at(step):
             check_finite(*pending)
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
             elapsed = time.perf_counter() - window_start
-            host["clips_per_s"] = window_steps * config.batch_size / elapsed
+            host["clips_per_s"] = window_steps * batch_size / elapsed
             writer.write(step, "train", host)
             window_start, window_steps = time.perf_counter(), 0
 
-        eval_now = step == total_steps or (config.eval_every_steps > 0 and step % config.eval_every_steps == 0)
-        if eval_now:
+        if cadence.eval_at(step):
             check_finite(*pending)
-            results = evaluate(p_eval_step, state, data.eval, mesh, data.num_classes, data.eval_num_views)
+            results = evaluate(state)
             writer.write(step, "eval", results)
             writer.message(f"step {step}: eval " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
-            save(step, results)
-        elif step % config.checkpoint_every_steps == 0 or step == total_steps:
+            save(step, state, results)
+        elif cadence.checkpoint_at(step):
             check_finite(*pending)
-            save(step)
+            save(step, state)
 
         if _should_stop(stop):
             if checkpoints.latest_step() != step:
                 check_finite(*pending)
-                save(step)
+                save(step, state)
             checkpoints.wait()
             writer.message(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved. "
                            "Rerun the same command to resume.")

@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import ml_collections
 
+from vmp_jax.models import factory
+
 RUN_INFO = "run_info.json"
 CONFIG = "config.json"
 
@@ -66,11 +68,9 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 def read_model(directory: str) -> tuple[ml_collections.ConfigDict, Any, dict]:
     """(config, model, run info) from `directory/config.json` and `directory/run_info.json` (a workdir or a bundle)."""
-    from vmp_jax import train_lib  # train_lib imports this module's writer
-
     config = load_config(directory)
     info = read_run_info(directory)
-    return config, train_lib.build_model(config.model, len(info["class_names"])), info
+    return config, factory.build_model(config.model, len(info["class_names"])), info
 
 
 def make_trained_run(directory: str, step: int, config: ml_collections.ConfigDict, model: Any, variables: dict,

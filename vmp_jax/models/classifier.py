@@ -1,33 +1,17 @@
 """VideoClassifier: the optional motion prompt layer in front of a backbone chosen by name.
 
-New backbones (TimeSformer, SlowFast, ...) join with `@register_backbone('name')` on a Linen module class whose
-`__call__(clips, train)` maps `(B, T, H, W, 3)` to logits `(B, num_classes)` and whose constructor takes
-`num_classes`, `dtype` and `bn_axis_name` (plus its own keyword arguments); the training code does not change.
+Backbones join through `vmp_jax.models.registry.register_backbone` (the module contract is described there); the
+classifier looks them up by name and knows none of them.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vmp_jax.models.x3d import X3D
+from vmp_jax.models import registry
 from vmp_jax.motion_prompt import VideoMotionPrompt
-
-BACKBONES: dict[str, type[nn.Module]] = {}
-
-
-def register_backbone(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator adding a backbone to `BACKBONES` under `name`; a name can be registered once."""
-    def add(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in BACKBONES and BACKBONES[name] is not cls:
-            raise ValueError(f"backbone name {name!r} is already registered to {BACKBONES[name].__name__}")
-        BACKBONES[name] = cls
-        return cls
-    return add
-
-
-register_backbone("x3d")(X3D)
 
 
 def _as_dict(kwargs: Any) -> dict[str, Any]:
@@ -45,7 +29,7 @@ class VideoClassifier(nn.Module):
     variation is 0.0. `backbone_kwargs`/`vmp_kwargs`: mapping or tuple of (name, value) pairs, passed through.
     """
     num_classes: int
-    backbone: str = "x3d"
+    backbone: str
     backbone_kwargs: Any = ()
     use_vmp: bool = True
     vmp_kwargs: Any = ()
@@ -59,12 +43,10 @@ class VideoClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, frames, train: bool):
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone={self.backbone!r}; expected one of {sorted(BACKBONES)}")
+        backbone = registry.entry(self.backbone).module
         variation = jnp.zeros((), jnp.float32)
         if self.use_vmp:
             frames, variation = VideoMotionPrompt(**_as_dict(self.vmp_kwargs), name="vmp")(frames)
-        net = BACKBONES[self.backbone](num_classes=self.num_classes, dtype=self.dtype,
-                                      bn_axis_name=self.bn_axis_name, **_as_dict(self.backbone_kwargs),
-                                      name="backbone")
+        net = backbone(num_classes=self.num_classes, dtype=self.dtype,
+                       bn_axis_name=self.bn_axis_name, **_as_dict(self.backbone_kwargs), name="backbone")
         return net(frames, train=train), variation

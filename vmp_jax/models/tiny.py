@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vmp_jax.models.classifier import register_backbone
+from vmp_jax.models.registry import register_backbone
 from vmp_jax.ops import SpatialConv, depthwise_conv3d
 
 

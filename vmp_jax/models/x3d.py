@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vmp_jax.models.registry import register_backbone
 from vmp_jax.ops import SpatialConv, depthwise_conv3d
 
 Dtype = Any
@@ -145,6 +146,17 @@ class X3DBlock(nn.Module):
         return nn.relu(shortcut.astype(y.dtype) + y)
 
 
+def validate(fields, input_shape: tuple[int, int, int]) -> None:
+    """A known variant, and frames of at least 32x32 (the network's total stride)."""
+    if fields.get("variant", "s") not in VARIANTS:
+        raise ValueError(f"config.model.x3d.variant={fields['variant']!r}: expected one of {sorted(VARIANTS)}")
+    _, height, width = input_shape
+    if min(height, width) < 32:
+        raise ValueError(f"frames of {height}x{width} for X3D: expected H, W >= 32 (its total stride); "
+                         "set the data's frame size (e.g. config.data.crop_size) to at least 32")
+
+
+@register_backbone("x3d", validate=validate, converter="vmp_jax.convert.x3d", head=("head_proj",))
 class X3D(nn.Module):
     """X3D-XXS/XS/S/M/L. clips: (B, T, H, W, 3) float, T >= 1, H, W >= 32 -> logits (B, num_classes) float32.
 

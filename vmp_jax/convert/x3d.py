@@ -5,23 +5,25 @@ PyTorch tensors are `(O, I, T, H, W)` for convs and `(O, I)` for linears; ours a
 params scale/bias, running_mean/var -> batch_stats mean/var; `num_batches_tracked` is ignored on the way in and
 written as 0 on the way out.
 
-Two checkpoint families: PyTorchVideo (`blocks.0.conv.conv_t.weight`, ... — note it calls the stem's 1x3x3 spatial
+The converter of the 'x3d' backbone (`from_torch`, `to_torch`, `key_format`, `KEY_FORMATS`; see
+`vmp_jax.models.registry`). Two checkpoint families: PyTorchVideo (`blocks.0.conv.conv_t.weight`, ... — note it calls the stem's 1x3x3 spatial
 conv `conv_t` and the 5x1x1 temporal one `conv_xy`) and PySlowFast (`s1.pathway0_stem.conv_xy.weight`,
 `s2.pathway0_res0.branch2.a.weight`, ...). PySlowFast has a BN on the stage-1 block-0 shortcut that PyTorchVideo
 lacks; build `X3D(shortcut_bn_always=True)` for such checkpoints (`detect_format` says which).
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, Mapping
 
 import jax
 import numpy as np
 from absl import logging
 
+from vmp_jax.convert import torch_io
 from vmp_jax.models.x3d import STAGE_WIDTHS, stage_depths
 
 FORMATS = ("pytorchvideo", "pyslowfast")
+KEY_FORMATS = FORMATS  # the converter interface of vmp_jax.models.registry
 _BN_SUFFIX = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 
 
@@ -68,26 +70,9 @@ def _module_names(variant: str, key_format: str,
     yield ("head_proj",), ("blocks.5.proj" if pv else "head.projection"), "dense"
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _unwrap(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"state_dict is a {type(state_dict).__name__}; expected a mapping of names to arrays")
-    if "model_state" in state_dict and isinstance(state_dict["model_state"], Mapping):
-        state_dict = state_dict["model_state"]
-    state_dict = dict(state_dict)
-    if state_dict and all(k.startswith("module.") for k in state_dict):  # saved from DistributedDataParallel
-        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
 def detect_format(state_dict: Mapping[str, Any]) -> tuple[str, bool]:
     """(key format, shortcut_bn_always) of a PyTorchVideo or PySlowFast X3D state dict (possibly in `model_state`)."""
-    sd = _unwrap(state_dict)
+    sd = torch_io.unwrap(state_dict)
     if "blocks.0.conv.conv_t.weight" in sd:
         return "pytorchvideo", "blocks.1.res_blocks.0.branch1_norm.weight" in sd
     if "s1.pathway0_stem.conv_xy.weight" in sd:
@@ -97,27 +82,32 @@ def detect_format(state_dict: Mapping[str, Any]) -> tuple[str, bool]:
 
 
 def _from_torch_layout(w: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "conv":  # (O, I, T, H, W) -> (T, H, W, I, O)
-        return w.transpose(2, 3, 4, 1, 0)
+    if kind == "conv":
+        return torch_io.conv3d_from_torch(w)
     if kind == "depthwise":  # (C, 1, kt, kh, kw) -> (kt, kh, kw, C)
         return w[:, 0].transpose(1, 2, 3, 0)
-    if kind == "pointwise" or (kind in ("dense", "linear_nobias") and w.ndim == 5):  # (O, I, 1, 1, 1) -> (I, O)
-        return w.reshape(w.shape[:2]).T
-    return w.T  # Linear (O, I) -> (I, O)
+    return torch_io.linear_from_torch(w)  # pointwise convs, SE fcs, head lin_5 / post_conv, the classifier
 
 
 def _to_torch_layout(w: np.ndarray, kind: str, torch_ndim: int) -> np.ndarray:
     if kind == "conv":
-        return w.transpose(4, 3, 0, 1, 2)
+        return torch_io.conv3d_to_torch(w)
     if kind == "depthwise":
         return w.transpose(3, 0, 1, 2)[:, None]
-    w = w.T
-    return w.reshape(*w.shape, 1, 1, 1) if torch_ndim == 5 else w
+    return torch_io.linear_to_torch(w, torch_ndim)
 
 
 def _torch_kernel_ndim(kind: str, prefix: str) -> int:
     # SE fcs and the head's lin_5/post_conv are Conv3d 1x1x1 in both families; the classifier is nn.Linear.
     return 2 if kind == "dense" and prefix.endswith(("proj", "projection")) else 5
+
+
+def _suffixes(kind: str) -> dict[str, str]:
+    """Our variable name -> PyTorch's, for one module of `kind`."""
+    if kind == "bn":
+        return _BN_SUFFIX
+    return {"kernel": "weight"} if kind in ("conv", "depthwise", "pointwise", "linear_nobias") else \
+        {"kernel": "weight", "bias": "bias"}
 
 
 def _set(tree: dict, path: tuple[str, ...], value: np.ndarray) -> None:
@@ -136,35 +126,18 @@ def x3d_from_torch(state_dict: Mapping[str, Any], variant: str = "s", num_classe
     Raises ValueError listing missing and unexpected keys, or naming a shape mismatch.
     """
     key_format, shortcut_bn = detect_format(state_dict)
-    sd = {k: v for k, v in _unwrap(state_dict).items() if not k.endswith("num_batches_tracked")}
+    sd = {k: v for k, v in torch_io.unwrap(state_dict).items() if not k.endswith("num_batches_tracked")}
+    modules = list(_module_names(variant, key_format, shortcut_bn))
+    expected = [f"{prefix}.{theirs}" for _, prefix, kind in modules for theirs in _suffixes(kind).values()]
+    torch_io.check_keys(f"X3D-{variant.upper()} {key_format} state dict", expected, sd)
     params: dict = {}
     stats: dict = {}
-    used = set()
-    missing = []
-    for path, prefix, kind in _module_names(variant, key_format, shortcut_bn):
-        if kind == "bn":
-            for ours, theirs in _BN_SUFFIX.items():
-                key = f"{prefix}.{theirs}"
-                if key not in sd:
-                    missing.append(key)
-                    continue
-                used.add(key)
-                _set(stats if ours in ("mean", "var") else params, (*path, ours), _to_numpy(sd[key]).astype(np.float32))
-            continue
-        suffixes = {"kernel": "weight"} if kind in ("conv", "depthwise", "pointwise", "linear_nobias") else \
-                {"kernel": "weight", "bias": "bias"}
-        for ours, theirs in suffixes.items():
-            key = f"{prefix}.{theirs}"
-            if key not in sd:
-                missing.append(key)
-                continue
-            used.add(key)
-            w = _to_numpy(sd[key]).astype(np.float32)
-            _set(params, (*path, ours), _from_torch_layout(w, kind) if ours == "kernel" else w)
-    unexpected = sorted(set(sd) - used)
-    if missing or unexpected:
-        raise ValueError(f"X3D-{variant.upper()} {key_format} state dict does not match: missing keys {missing}, "
-                         f"unexpected keys {unexpected}")
+    for path, prefix, kind in modules:
+        for ours, theirs in _suffixes(kind).items():
+            w = torch_io.to_numpy(sd[f"{prefix}.{theirs}"]).astype(np.float32)
+            if ours == "kernel":
+                w = _from_torch_layout(w, kind)
+            _set(stats if ours in ("mean", "var") else params, (*path, ours), w)
     _check_shapes(params, variant)
     ckpt_classes = params["head_proj"]["kernel"].shape[1]
     if num_classes is not None and num_classes != ckpt_classes:
@@ -224,82 +197,25 @@ def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
                                                    _torch_kernel_ndim(kind, prefix))
         if "bias" in p:
             out[f"{prefix}.bias"] = np.asarray(p["bias"], np.float32)
-    return _tensors(out) if as_torch else out
+    return torch_io.tensors(out) if as_torch else out
 
 
-def classifier_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
-                        as_torch: bool = True) -> dict[str, Any]:
-    """`VideoClassifier` variables with an X3D backbone -> one PyTorch state dict: the backbone's keys as in
-    `x3d_to_torch`, plus `vmp.<name>` for every parameter of the motion prompt layer when the model has one
-    (`vmp.m`, `vmp.n` for the paper's pn='sigmoid'; `vmp.log_gamma` or `vmp.log_eta` for the other PNs; shape ()
-    or (H, W) with parametrization='per_pixel').
-
-    Load the backbone with `create_x3d(...).load_state_dict({k: v for k, v in sd.items() if not
-    k.startswith('vmp.')}, strict=True)`; the VMP tensors are for a PyTorch port of the layer.
-    """
-    params, stats = variables["params"], variables.get("batch_stats", {})
-    if "backbone" not in params or "stage1_block0" not in params["backbone"]:
-        raise ValueError(f"variables have params {sorted(params)} (backbone: {sorted(params.get('backbone', {}))[:3]}"
-                         "...); expected a VideoClassifier with an X3D backbone")
-    out = x3d_to_torch({"params": params["backbone"], "batch_stats": stats.get("backbone", {})},
-                       key_format=key_format, as_torch=False)
-    for name, value in params.get("vmp", {}).items():
-        out[f"vmp.{name}"] = np.asarray(value, np.float32)
-    return _tensors(out) if as_torch else out
+def key_format(*, shortcut_bn_always: bool = False, **_other_fields: Any) -> str:
+    """The key family `to_torch` writes: PySlowFast names for a model with a BN on every projection shortcut."""
+    return "pyslowfast" if shortcut_bn_always else "pytorchvideo"
 
 
-def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    torch = _import_torch()
-    return {k: torch.from_numpy(np.array(v, order="C")) for k, v in arrays.items()}  # a writable copy
+def from_torch(state_dict: Mapping[str, Any], *, variant: str = "s", shortcut_bn_always: bool = False,
+               **_other_fields: Any) -> dict[str, dict]:
+    """The registry's converter entry: `x3d_from_torch` for an `X3D(variant, shortcut_bn_always=...)` model; a
+    checkpoint of the other shortcut-BN family raises ValueError naming the config key to change."""
+    key_format, checkpoint_bn = detect_format(state_dict)
+    if checkpoint_bn != shortcut_bn_always:
+        raise ValueError(f"X3D {key_format} checkpoint does not fit the model: checkpoint has shortcut_bn_always="
+                         f"{checkpoint_bn}, model {shortcut_bn_always} (config.model.x3d.shortcut_bn_always)")
+    return x3d_from_torch(state_dict, variant=variant)
 
 
-def _import_torch():
-    try:
-        import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-        raise ImportError("reading or writing PyTorch checkpoints needs torch: `pip install 'vmp_jax[torch]'` "
-                          "(or `pip install torch`)") from e
-    return torch
-
-
-def load_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Reads a `.pyth`/`.pt`/`.pth` file with torch (CPU) and returns its state dict (unwrapping `model_state`)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist; expected a .pyth/.pt/.pth file")
-    torch = _import_torch()
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    return _unwrap(ckpt)
-
-
-def load_pretrained_backbone(variables: Mapping[str, Any], source: str | os.PathLike | Mapping[str, Any],
-                             variant: str, rng: jax.Array | None = None) -> dict[str, Any]:
-    """Classifier variables with `params/batch_stats['backbone']` replaced by an X3D checkpoint (path or state dict).
-
-    The classifier's own head size is kept (re-initialised from `rng` when the checkpoint's differs); everything
-    outside 'backbone' (e.g. the motion prompt's params) is untouched. The classifier must have been built with the
-    checkpoint's `shortcut_bn_always` (see `detect_format`); otherwise a ValueError names the switch.
-    """
-    sd = source if isinstance(source, Mapping) else load_torch_checkpoint(source)
-    params = variables["params"]["backbone"]
-    num_classes = params["head_proj"]["kernel"].shape[1]
-    loaded = x3d_from_torch(sd, variant=variant, num_classes=num_classes, rng=rng)
-    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape), tree)
-    want = shapes({"params": params, "batch_stats": variables["batch_stats"]["backbone"]})
-    got = shapes(loaded)
-    if want != got:
-        _, ckpt_bn = detect_format(sd)
-        model_bn = "branch1_norm" in params["stage1_block0"]
-        hint = (f" (checkpoint has shortcut_bn_always={ckpt_bn}, model {model_bn})" if ckpt_bn != model_bn else "")
-        raise ValueError(f"X3D-{variant.upper()} checkpoint does not fit the classifier's backbone{hint}; "
-                         f"differing entries: {_tree_diff(want, got)[:10]}")
-    out = {k: dict(v) for k, v in variables.items()}
-    out["params"]["backbone"] = loaded["params"]
-    out["batch_stats"]["backbone"] = loaded["batch_stats"]
-    return out
-
-
-def _tree_diff(a: Any, b: Any) -> list[str]:
-    fa = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(a)[0]}
-    fb = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(b)[0]}
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+def to_torch(variables: Mapping[str, Any], **fields: Any) -> dict[str, np.ndarray]:
+    """The registry's converter entry: `x3d_to_torch` in the key family of `key_format(**fields)`, as NumPy."""
+    return x3d_to_torch(variables, key_format=key_format(**fields), as_torch=False)

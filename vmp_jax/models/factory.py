@@ -1,0 +1,83 @@
+"""The model factory: `config.model` -> the VideoClassifier, its keyword plumbing, and its initial variables.
+
+The config edge of `vmp_jax.models`, shared by the trainer, `trained_run` (export, predict, visualise) and the
+inference bundle, so that none of them imports another to build a model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vmp_jax.models import registry
+from vmp_jax.models.classifier import VideoClassifier
+from vmp_jax.motion_prompt import normal_init
+
+
+def backbone_kwargs(model_config: Any) -> dict:
+    """The chosen backbone's keyword arguments: `config.model.<backbone name>` (none if that key is absent)."""
+    name = model_config.backbone
+    return model_config[name].to_dict() if name in model_config else {}
+
+
+def vmp_kwargs(vmp_config: Any) -> dict:
+    """VideoMotionPrompt fields from `config.model.vmp` (initialisers built from mean/std numbers)."""
+    return {
+        "luma": vmp_config.luma,
+        "parametrization": vmp_config.parametrization,
+        "m_init": normal_init(vmp_config.m_init_mean, vmp_config.m_init_std),
+        "n_init": normal_init(vmp_config.n_init_mean, vmp_config.n_init_std),
+        "pn": vmp_config.pn,
+        # pn_init_value 0 keeps the PN's default coefficient; the spread is in log space, where it is learned
+        "pn_init": (normal_init(math.log(vmp_config.pn_init_value), vmp_config.pn_init_log_std)
+                    if vmp_config.pn_init_value > 0 else None),
+    }
+
+
+def import_backbone_module(model_config: Any) -> None:
+    """Imports `config.model.backbone_module` (a backbone outside vmp_jax registers itself on import), if set."""
+    name = model_config.get("backbone_module", "")
+    if name:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ValueError(f"config.model.backbone_module={name!r} cannot be imported: {e}") from e
+
+
+def build_model(model_config: Any, num_classes: int, bn_axis_name: str | None = None) -> VideoClassifier:
+    """The classifier described by `config.model`; `bn_axis_name` syncs BatchNorm over that mapped axis."""
+    import_backbone_module(model_config)
+    return VideoClassifier(
+        num_classes=num_classes,
+        backbone=model_config.backbone,
+        backbone_kwargs=tuple(sorted(backbone_kwargs(model_config).items())),
+        use_vmp=model_config.use_vmp,
+        vmp_kwargs=vmp_kwargs(model_config.vmp),
+        dtype=jnp.dtype(model_config.dtype),
+        bn_axis_name=bn_axis_name,
+    )
+
+
+def model_num_frames(num_frames: int, use_vmp: bool) -> int:
+    """Frames per clip the model takes for T = `num_frames` prompts: T + 1 with the motion prompt layer, T without."""
+    return num_frames + (1 if use_vmp else 0)
+
+
+def validate_backbone(model_config: Any, num_frames: int, frame_size: tuple[int, int]) -> None:
+    """Runs the backbone's `validate` hook on its fields and its input (T, H, W); ValueError naming the key."""
+    entry = registry.entry(model_config.backbone)
+    if entry.validate is not None:
+        entry.validate(backbone_kwargs(model_config), (num_frames, *frame_size))
+
+
+def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...]) -> dict:
+    """Model variables for clips of `input_shape` (1, T+1, H, W, 3); 'batch_stats' only when the model has BN."""
+    params_rng, dropout_rng = jax.random.split(rng)
+    # train=False: BatchNorm uses its running averages, so no mapped axis is needed outside shard_map.
+    return model.init({"params": params_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32),
+                      train=False)
