@@ -118,10 +118,8 @@ class ClipTransform:
       return frames[np.minimum(idx, len(frames) - 1)]
     path, start = item["path"], float(item.get("start_sec", 0.0))
     info = video.probe(path)
-    end = float(item.get("end_sec", -1.0))
-    n_source = info.num_frames - int(round(start * info.fps))
-    if end > 0:
-      n_source = min(n_source, int(np.floor((end - start) * info.fps + 1e-6)))
+    end = float(item.get("end_sec", -1.0))  # -1: to the end of the video
+    n_source = sampling.window_frames(info.num_frames, info.fps, start, end if end > 0 else None)
     if n_source < 1:
       raise video.VideoError(f"{path}: window [{start}, {end}] s holds no frames (video: {info.num_frames} "
                              f"frames at {info.fps:g} fps)")
