@@ -252,6 +252,17 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
     np.testing.assert_allclose(printed, np.sort(probs)[::-1][:5], atol=6e-4)
 
 
+def test_predict_raises_on_a_bad_video_even_under_the_runs_skip_policy(tmp_path):
+    from vmp_jax import data
+    config = data.default_data_config()
+    config.update(source="video_manifest", on_bad_input="skip", crop_size=32, eval_short_side=40)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(video.VideoError, match="bad.mp4"):
+        predict.video_views(str(bad), config, 5, (32, 32))
+    assert config.on_bad_input == "skip"  # the run's config is read, not edited
+
+
 def test_predict_names_missing_and_unreadable_files_and_scores_the_rest(tiny_run, tmp_path, capsys):
     _, out = tiny_run
     not_video = tmp_path / "notes.mp4"

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from vmp_jax import trained_run
+from vmp_jax.data import builders as data_builders
 from vmp_jax.data import transforms, video, video_sources
 from vmp_jax.data.multiview import softmax
 
@@ -55,9 +56,13 @@ def video_views(path: str, data_config, num_frames: int, frame_size: Sequence[in
         return uniform_clip(path, num_frames, frame_size)[None]
     if tuple(frame_size) != (data_config.crop_size, data_config.crop_size):
         raise ValueError(f"data.crop_size={data_config.crop_size} but the model takes frames of {tuple(frame_size)}")
-    data_config = data_config.copy_and_resolve_references()
-    data_config.on_bad_input = "error"
-    transform = video_sources.eval_transform(data_config, num_frames, num_clips, num_crops)
+    options = data_builders.eval_options(data_config)
+    options.update(on_bad_input="error")  # name the bad file; the run's 'skip' policy would drop its views
+    if num_clips is not None:
+        options.update(num_clips=num_clips)
+    if num_crops is not None:
+        options.update(num_crops=num_crops)
+    transform = video_sources.eval_transform(num_frames, **options)
     rng = np.random.default_rng(0)  # unused by the eval transform, which is deterministic
     views = [transform({"path": path, "label": 0, "video_index": 0, "clip_index": k, "crop_index": c}, rng)["frames"]
              for k in range(transform.num_clips) for c in range(transform.num_crops)]

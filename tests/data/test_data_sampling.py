@@ -42,3 +42,14 @@ def test_fps_resampling():
   assert sampling.frames_at_fps(100, 25.0, 10.0) == 40
   np.testing.assert_array_equal(sampling.to_source_indices(np.arange(5), 25.0, 10.0), [0, 2, 5, 7, 10])
   np.testing.assert_array_equal(sampling.to_source_indices(np.arange(4), 30.0, 30.0), np.arange(4))
+
+
+def test_window_frames():
+  # 50 frames at 25 fps: [0.4, 0.8) s holds frames 10..19; 0.1 s rounds to 2 frames skipped at the start.
+  assert sampling.window_frames(50, 25.0) == 50
+  assert sampling.window_frames(50, 25.0, 0.4, 0.8) == 10
+  assert sampling.window_frames(50, 25.0, 0.1) == 48
+  assert sampling.window_frames(50, 25.0, 1.6, 3.0) == 10  # the end is past the video's last frame
+  assert sampling.window_frames(50, 25.0, 2.5) < 1
+  # 29.97 fps: floor(1.001 * 29.97 + 1e-6) = 29 frames, not 30.
+  assert sampling.window_frames(1000, 29.97, 0.0, 1.001) == 29

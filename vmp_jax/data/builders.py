@@ -1,7 +1,9 @@
 """The config edge of the data package: `default_data_config()` and `make_datasets(...)` for the trainer.
 
-`data_config.source` picks where clips come from; all three feed the same grain pipelines and the same batches
-{'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,)[, 'video_index', 'mask']}:
+Config keys are read here and nowhere below: `data_config.source` names one function of `_SOURCES`, which turns
+its part of the config into random-access sources and clip transforms; all three feed the same grain pipelines
+(`pipeline.train_and_eval`) and the same batches {'frames': uint8 (b, T+1, H, W, 3), 'label': int32 (b,)[,
+'video_index', 'mask']}:
   'procedural'      the embedded default: motion-defined synthetic clips, no files (procedural.py);
   'video_manifest'  on-the-fly PyAV decoding of the videos listed in manifest files (video.py, manifest.py);
   'tfds'            pre-decoded ArrayRecord shards written by `python -m vmp_jax.data.prepare` (tfds_builders.py).
@@ -9,9 +11,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import grain
 import ml_collections
+from absl import logging
 
 from vmp_jax.data import pipeline
 from vmp_jax.data.procedural import ProceduralMotionSource
@@ -83,6 +87,79 @@ def default_data_config() -> ml_collections.ConfigDict:
   return c
 
 
+def clip_options(c: ml_collections.ConfigDict) -> dict:
+  """The clip sampling of data config `c`, as keyword arguments of video_sources.train_transform/eval_transform."""
+  return dict(sampling_rate=c.sampling_rate, crop_size=c.crop_size, target_fps=c.target_fps,
+              short_video=c.short_video, on_bad_input=c.on_bad_input)
+
+
+def eval_options(c: ml_collections.ConfigDict) -> dict:
+  """clip_options(c) and the test views of `c`: keyword arguments of video_sources.eval_transform."""
+  return dict(clip_options(c), eval_short_side=c.eval_short_side, num_clips=c.eval_num_clips,
+              num_crops=c.eval_num_crops)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sources:
+  """What a data.source provides: random-access train and eval sources, their transforms, what the trainer is told."""
+  train: Any
+  eval: Any                            # one item per eval view
+  class_names: list[str]
+  eval_num_views: int
+  eval_num_videos: int
+  frame_size: tuple[int, int]
+  train_transform: pipeline.Transform | None = None
+  eval_transform: pipeline.Transform | None = None
+
+
+def _procedural(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
+  p = c.procedural
+  kw = dict(num_frames=num_frames, height=p.height, width=p.width, num_classes=p.num_classes,
+            speed=tuple(p.speed), max_objects=p.max_objects, flicker=p.flicker, noise_std=p.noise_std,
+            jitter=p.jitter, clutter=p.clutter)
+  train = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
+  evaluation = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
+  return _Sources(train, evaluation, list(train.class_names), 1, len(evaluation), (p.height, p.width))
+
+
+def _videos(c: ml_collections.ConfigDict, num_frames: int, train, eval_videos, class_names: list[str]) -> _Sources:
+  """Random clips of the `train` videos; eval_num_clips x eval_num_crops views of each of `eval_videos`."""
+  from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV only when used)
+  train_t = video_sources.train_transform(num_frames, train_scale=tuple(c.train_scale), **clip_options(c))
+  eval_t = video_sources.eval_transform(num_frames, **eval_options(c))
+  views = video_sources.MultiViewSource(eval_videos, c.eval_num_clips, c.eval_num_crops)
+  logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train), len(eval_videos),
+               views.num_views, len(class_names))
+  return _Sources(train, views, list(class_names), views.num_views, len(eval_videos), (c.crop_size, c.crop_size),
+                  train_t, eval_t)
+
+
+def _video_manifest(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
+  from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV only when used)
+  if not c.class_names:
+    raise ValueError("data.class_names is empty; expected the class-names file of the manifests")
+  for key in ("train_manifest", "eval_manifest"):
+    if not c[key]:
+      raise ValueError(f"data.{key} is empty; expected a manifest file (path,label[,start_sec,end_sec])")
+  train, evaluation, class_names = video_sources.manifest_sources(
+      c.train_manifest, c.eval_manifest, c.class_names, video_root=c.video_root, on_bad_input=c.on_bad_input)
+  return _videos(c, num_frames, train, evaluation, class_names)
+
+
+def _tfds(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
+  from vmp_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top  (tensorflow_datasets only when used)
+  t = c.tfds
+  train, evaluation, class_names = tfds_builders.load_sources(t.name, t.config, t.data_dir, t.train_split,
+                                                              t.eval_split)
+  return _videos(c, num_frames, train, evaluation, class_names)
+
+
+# data.source -> (data config, num_frames) -> _Sources.
+_SOURCES: dict[str, Callable[[ml_collections.ConfigDict, int], _Sources]] = {
+    "procedural": _procedural, "video_manifest": _video_manifest, "tfds": _tfds}
+SOURCES = tuple(_SOURCES)
+
+
 def _per_process(global_size: int, process_count: int, what: str) -> int:
   if global_size < 1 or global_size % process_count:
     raise ValueError(f"{what}={global_size} must be a positive multiple of the process count {process_count}")
@@ -102,24 +179,13 @@ def make_datasets(data_config: ml_collections.ConfigDict, *, num_frames: int, gl
     raise ValueError(f"num_frames={num_frames}; expected >= 2 (T+1 with T >= 1)")
   train_b = _per_process(global_batch_size, process_count, "global_batch_size")
   eval_b = _per_process(eval_batch_size, process_count, "eval_batch_size")
-  shard = dict(shard_index=process_index, shard_count=process_count)
-
-  if data_config.source == "procedural":
-    p = data_config.procedural
-    kw = dict(num_frames=num_frames, height=p.height, width=p.width, num_classes=p.num_classes,
-              speed=tuple(p.speed), max_objects=p.max_objects, flicker=p.flicker, noise_std=p.noise_std,
-              jitter=p.jitter, clutter=p.clutter)
-    train_src = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
-    eval_src = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
-    train = pipeline.train_dataset(train_src, batch_size=train_b, seed=seed, num_workers=data_config.num_workers,
-                                   per_worker_buffer_size=data_config.per_worker_buffer_size,
-                                   read_threads=data_config.read_threads,
-                                   read_buffer_size=data_config.read_buffer_size, **shard)
-    evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_b, num_workers=data_config.eval_num_workers,
-                                       read_threads=data_config.read_threads, **shard)
-    return DataSplits(train, evaluation, p.num_classes, list(train_src.class_names), 1, len(eval_src),
-                      len(train_src), (p.height, p.width))
-
-  from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV/tfds only when used)
-  return video_sources.make_video_datasets(data_config, num_frames=num_frames, train_batch_size=train_b,
-                                           eval_batch_size=eval_b, seed=seed, **shard)
+  c = data_config
+  sources = _SOURCES[c.source](c, num_frames)
+  train, evaluation = pipeline.train_and_eval(
+      sources.train, sources.eval, train_batch_size=train_b, eval_batch_size=eval_b, seed=seed,
+      train_transform=sources.train_transform, eval_transform=sources.eval_transform, shard_index=process_index,
+      shard_count=process_count, num_workers=c.num_workers, eval_num_workers=c.eval_num_workers,
+      per_worker_buffer_size=c.per_worker_buffer_size, read_threads=c.read_threads,
+      read_buffer_size=c.read_buffer_size)
+  return DataSplits(train, evaluation, len(sources.class_names), sources.class_names, sources.eval_num_views,
+                    sources.eval_num_videos, len(sources.train), sources.frame_size)

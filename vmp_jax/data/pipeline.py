@@ -195,6 +195,25 @@ def eval_dataset(source, *, batch_size: int, transform: Transform | None = None,
   return it
 
 
+def train_and_eval(train_source, eval_source, *, train_batch_size: int, eval_batch_size: int, seed: int,
+                   train_transform: Transform | None = None, eval_transform: Transform | None = None,
+                   shard_index: int = 0, shard_count: int = 1, num_workers: int = 0, eval_num_workers: int = 0,
+                   per_worker_buffer_size: int = 2, read_threads: int = 2,
+                   read_buffer_size: int = 64) -> tuple[grain.IterDataset, grain.IterDataset]:
+  """This process's (train_dataset, eval_dataset) of every data source; batch sizes are per process.
+
+  num_workers, per_worker_buffer_size and read_buffer_size are the train stream's; the eval pass has
+  eval_num_workers and eval_dataset's own buffer sizes.
+  """
+  shard = dict(shard_index=shard_index, shard_count=shard_count)
+  train = train_dataset(train_source, batch_size=train_batch_size, seed=seed, transform=train_transform,
+                        num_workers=num_workers, per_worker_buffer_size=per_worker_buffer_size,
+                        read_threads=read_threads, read_buffer_size=read_buffer_size, **shard)
+  evaluation = eval_dataset(eval_source, batch_size=eval_batch_size, transform=eval_transform,
+                            num_workers=eval_num_workers, read_threads=read_threads, **shard)
+  return train, evaluation
+
+
 def take(ds: grain.IterDataset, n: int) -> list[Any]:
   """First n elements of a dataset (a convenience for tests and benchmarks)."""
   it = iter(ds)

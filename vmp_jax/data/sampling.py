@@ -2,7 +2,7 @@
 
 All indices here are in units of frames *at the target fps*; `to_source_indices` maps them to the container's
 frames. Videos shorter than a clip are looped or padded with their last frame (`short_video`), and the callers
-count them.
+count them. `window_frames` counts the frames of a manifest's time window, at the container's rate.
 """
 from __future__ import annotations
 
@@ -74,6 +74,17 @@ def eval_clip_indices(num_available: int, num_frames: int, sampling_rate: int, c
   else:
     start = 0
   return _place(start, num_available, num_frames, sampling_rate, short_video)
+
+
+def window_frames(num_frames: int, fps: float, start_sec: float = 0.0, end_sec: float | None = None) -> int:
+  """Frames of a video of num_frames at fps inside its time window [start_sec, end_sec) (None: to the end).
+
+  May be < 1 (a window past the end); the callers raise, naming the file.
+  """
+  n = num_frames - int(round(start_sec * fps))
+  if end_sec is not None:
+    n = min(n, int(math.floor((end_sec - start_sec) * fps + 1e-6)))
+  return n
 
 
 def frames_at_fps(num_source_frames: int, source_fps: float, target_fps: float) -> int:

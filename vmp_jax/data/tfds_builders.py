@@ -93,9 +93,7 @@ def decode_whole_video(path: str, *, start_sec: float, end_sec: float | None, ta
                        short_side: int) -> tuple[np.ndarray, float]:
   """All frames of a video's window at target_fps, short side resized.  -> ((N, H, W, 3) uint8, fps)."""
   info = video.probe(path)
-  n_source = info.num_frames - int(round(start_sec * info.fps))
-  if end_sec is not None:
-    n_source = min(n_source, int(np.floor((end_sec - start_sec) * info.fps + 1e-6)))
+  n_source = sampling.window_frames(info.num_frames, info.fps, start_sec, end_sec)
   if n_source < 1:
     raise video.VideoError(f"{path}: window [{start_sec}, {end_sec}] s holds no frames")
   n = sampling.frames_at_fps(n_source, info.fps, target_fps)

@@ -3,6 +3,7 @@
 The same `ClipTransform` serves videos decoded on the fly (items with a 'path') and pre-decoded videos read from
 ArrayRecord (items with 'frames' holding the whole video and its 'fps'), so both feed the trainer identically.
 Eval uses `MultiViewSource`: one item per (video, clip k of K, crop c of C), all carrying their video's index.
+Everything here takes plain arguments; builders.py translates the data config into them.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from absl import logging
 
 from vmp_jax.data import manifest as manifest_lib
-from vmp_jax.data import pipeline, sampling, transforms, video
+from vmp_jax.data import sampling, transforms, video
 
 
 class ManifestSource:
@@ -118,10 +119,8 @@ class ClipTransform:
       return frames[np.minimum(idx, len(frames) - 1)]
     path, start = item["path"], float(item.get("start_sec", 0.0))
     info = video.probe(path)
-    end = float(item.get("end_sec", -1.0))
-    n_source = info.num_frames - int(round(start * info.fps))
-    if end > 0:
-      n_source = min(n_source, int(np.floor((end - start) * info.fps + 1e-6)))
+    end = float(item.get("end_sec", -1.0))  # -1: to the end of the video
+    n_source = sampling.window_frames(info.num_frames, info.fps, start, end if end > 0 else None)
     if n_source < 1:
       raise video.VideoError(f"{path}: window [{start}, {end}] s holds no frames (video: {info.num_frames} "
                              f"frames at {info.fps:g} fps)")
@@ -161,55 +160,31 @@ class ClipTransform:
     return {"frames": frames, "label": np.int32(item["label"]), "video_index": np.int32(item["video_index"])}
 
 
-def _common(c, num_frames: int) -> dict:
-  return dict(num_frames=num_frames, sampling_rate=c.sampling_rate, crop_size=c.crop_size,
-              target_fps=c.target_fps, short_video=c.short_video, on_bad_input=c.on_bad_input)
+def train_transform(num_frames: int, sampling_rate: int, crop_size: int, *, train_scale: tuple[int, int] = (256, 320),
+                    target_fps: float = 0.0, short_video: str = "loop", on_bad_input: str = "error") -> ClipTransform:
+  """The training ClipTransform: a random clip, short side random in train_scale, a random crop_size crop, flip."""
+  return ClipTransform(num_frames=num_frames, sampling_rate=sampling_rate, train=True, crop_size=crop_size,
+                       train_scale=train_scale, target_fps=target_fps, short_video=short_video,
+                       on_bad_input=on_bad_input)
 
 
-def eval_transform(c, num_frames: int, num_clips: int | None = None, num_crops: int | None = None) -> ClipTransform:
-  """The test-time ClipTransform of data config `c` (views: `c.eval_num_clips` x `c.eval_num_crops` unless given)."""
-  return ClipTransform(train=False, eval_short_side=c.eval_short_side,
-                       num_clips=c.eval_num_clips if num_clips is None else num_clips,
-                       num_crops=c.eval_num_crops if num_crops is None else num_crops, **_common(c, num_frames))
+def eval_transform(num_frames: int, sampling_rate: int, crop_size: int, *, eval_short_side: int = 256,
+                   num_clips: int = 1, num_crops: int = 1, target_fps: float = 0.0, short_video: str = "loop",
+                   on_bad_input: str = "error") -> ClipTransform:
+  """The test-time ClipTransform: view (clip k of num_clips) x (crop c of num_crops) at short side eval_short_side."""
+  return ClipTransform(num_frames=num_frames, sampling_rate=sampling_rate, train=False, crop_size=crop_size,
+                       eval_short_side=eval_short_side, num_clips=num_clips, num_crops=num_crops,
+                       target_fps=target_fps, short_video=short_video, on_bad_input=on_bad_input)
 
 
-def _transforms(c, num_frames: int) -> tuple[ClipTransform, ClipTransform]:
-  return (ClipTransform(train=True, train_scale=tuple(c.train_scale), **_common(c, num_frames)),
-          eval_transform(c, num_frames))
-
-
-def make_video_datasets(c, *, num_frames: int, train_batch_size: int, eval_batch_size: int, seed: int,
-                        shard_index: int, shard_count: int):
-  """DataSplits for data.source 'video_manifest' (decode on the fly) or 'tfds' (pre-decoded ArrayRecord)."""
-  from vmp_jax.data.builders import DataSplits  # pylint: disable=g-import-not-at-top  (cycle)
-  if c.source == "video_manifest":
-    if not c.class_names:
-      raise ValueError("data.class_names is empty; expected the class-names file of the manifests")
-    class_names = manifest_lib.read_class_names(c.class_names)
-    sources = []
-    for key in ("train_manifest", "eval_manifest"):
-      if not c[key]:
-        raise ValueError(f"data.{key} is empty; expected a manifest file (path,label[,start_sec,end_sec])")
-      records, _ = manifest_lib.read_manifest(c[key], class_names, video_root=c.video_root,
-                                              on_bad_input=c.on_bad_input)
-      sources.append(ManifestSource(records))
-    train_src, eval_base = sources
-  else:
-    from vmp_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
-    train_src, eval_base, class_names = tfds_builders.load_sources(c.tfds.name, c.tfds.config, c.tfds.data_dir,
-                                                                   c.tfds.train_split, c.tfds.eval_split)
-  train_t, eval_t = _transforms(c, num_frames)
-  eval_src = MultiViewSource(eval_base, c.eval_num_clips, c.eval_num_crops)
-  shard = dict(shard_index=shard_index, shard_count=shard_count)
-  train = pipeline.train_dataset(train_src, batch_size=train_batch_size, seed=seed, transform=train_t,
-                                 num_workers=c.num_workers, per_worker_buffer_size=c.per_worker_buffer_size,
-                                 read_threads=c.read_threads, read_buffer_size=c.read_buffer_size, **shard)
-  evaluation = pipeline.eval_dataset(eval_src, batch_size=eval_batch_size, transform=eval_t,
-                                     num_workers=c.eval_num_workers, read_threads=c.read_threads, **shard)
-  logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train_src), len(eval_base),
-               eval_src.num_views, len(class_names))
-  return DataSplits(train, evaluation, len(class_names), list(class_names), eval_src.num_views, len(eval_base),
-                    len(train_src), (c.crop_size, c.crop_size))
+def manifest_sources(train_manifest: str, eval_manifest: str, class_names: str, *, video_root: str = "",
+                     on_bad_input: str = "error") -> tuple[ManifestSource, ManifestSource, list[str]]:
+  """(train source, eval source, class names) of two manifests and their class-names file (manifest.py)."""
+  names = manifest_lib.read_class_names(class_names)
+  train, evaluation = (ManifestSource(manifest_lib.read_manifest(path, names, video_root=video_root,
+                                                                 on_bad_input=on_bad_input)[0])
+                       for path in (train_manifest, eval_manifest))
+  return train, evaluation, names
 
 
 def check_files_exist(records: list[manifest_lib.VideoRecord]) -> list[str]:
