@@ -158,14 +158,25 @@ def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     workdir = str(tmp_path / "run")
-    train_lib.train_and_evaluate(tiny_config(num_train_steps=3), workdir)
-    with pytest.raises(FloatingPointError, match=r"non-finite loss .* at step [45]; .*last good checkpoint "
-                                                 r"\(step 3\)"):
-        train_lib.train_and_evaluate(tiny_config(num_train_steps=6, **{"schedule.base_lr": 1e30}), workdir)
+    # The rate jumps x1e30 after step 3 (epochs of 8 steps): the loss is finite up to the checkpoint at step 3.
+    blow_up = tiny_config(num_train_steps=6, **{"schedule.name": "steps", "schedule.boundaries_epochs": (0.4,),
+                                                "schedule.relative_rates": (1.0, 1e30)})
+    message = (r"non-finite (loss|parameters) .* at step [4-6]; training stopped and the last good checkpoint, "
+               r"step 3, is kept in .*checkpoints. Rerunning the same command stops the same way")
+    with pytest.raises(train_lib.NonFiniteError, match=message) as first:
+        train_lib.train_and_evaluate(blow_up, workdir)
+    with pytest.raises(train_lib.NonFiniteError, match=message) as again:  # resumed from step 3: the same stop
+        train_lib.train_and_evaluate(blow_up, workdir)
+    assert str(again.value) == str(first.value)
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
-    assert checkpoints.latest_step() == 3
+    assert checkpoints.all_steps() == [3]
     state = checkpoints.restore_state()
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state["params"]))
+
+
+def test_non_finite_before_any_checkpoint_says_there_is_none(tmp_path):
+    with pytest.raises(train_lib.NonFiniteError, match=r"at step \d; training stopped and no checkpoint was saved"):
+        train_lib.train_and_evaluate(tiny_config(**{"schedule.base_lr": 1e30}), str(tmp_path / "run"))
 
 
 @pytest.mark.slow
@@ -186,3 +197,18 @@ def test_fine_tuning_from_a_pytorchvideo_checkpoint_file(tmp_path):
     # The backbone comes from the file (one step at lr 1e-9 moves nothing visible); the 4-class head is new.
     np.testing.assert_allclose(got["stem_conv_xy"]["kernel"], loaded["params"]["stem_conv_xy"]["kernel"], atol=1e-6)
     assert got["head_proj"]["kernel"].shape[-1] == 4
+
+
+def test_the_end_of_a_run_says_where_its_files_are_and_a_finished_run_is_not_resumed(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(tiny_config(), workdir)
+    out = capsys.readouterr().out
+    assert f"Finished 6 steps in {workdir}:\n  metrics      {workdir}/metrics.jsonl (TensorBoard: tensorboard " \
+           f"--logdir {workdir}/tensorboard)\n  checkpoints  {workdir}/checkpoints (steps 3, 6)\n" in out
+    assert f"python -m vmp_jax.export --workdir {workdir} --out {workdir}_export" in out
+    lines = len(read_metrics(workdir))
+    state = train_lib.train_and_evaluate(tiny_config(), workdir)
+    out = capsys.readouterr().out
+    assert out.startswith(f"The run in {workdir} already finished: step 6 of 6, nothing to train")
+    assert "Resumed" not in out and "Finished" not in out
+    assert int(state.step) == 6 and len(read_metrics(workdir)) == lines

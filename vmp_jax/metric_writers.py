@@ -14,6 +14,8 @@ from typing import Mapping
 
 import tqdm
 
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 
 class MetricWriter:
     """Writes scalar metrics of one run. Use as a context manager or call close()."""
@@ -27,10 +29,10 @@ class MetricWriter:
         if not enabled:
             return
         os.makedirs(workdir, exist_ok=True)
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        self._jsonl = open(os.path.join(workdir, METRICS_FILE), "a", encoding="utf-8")
         from tensorboardX import SummaryWriter  # a heavy import, only on the writing process
 
-        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR))
         if progress_bar:
             self._bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
                                   mininterval=1.0)
@@ -82,7 +84,7 @@ def _finite_or_str(value: float) -> float | str:
 
 def read_metrics(workdir: str, split: str | None = None) -> list[dict]:
     """The records of `workdir/metrics.jsonl`, optionally of one split."""
-    path = os.path.join(workdir, "metrics.jsonl")
+    path = os.path.join(workdir, METRICS_FILE)
     with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     return [r for r in records if split is None or r["split"] == split]

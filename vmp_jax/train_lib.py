@@ -36,7 +36,7 @@ from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
 from vmp_jax.data.transforms import standardize
-from vmp_jax.metric_writers import MetricWriter
+from vmp_jax.metric_writers import METRICS_FILE, TENSORBOARD_DIR, MetricWriter
 from vmp_jax.models import factory
 from vmp_jax.motion_prompt import pn_coefficients
 
@@ -170,11 +170,16 @@ def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, n
 # ----------------------------------------------------------------------------------------------- loop
 
 
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss or parameters; the run stopped with its last good checkpoint kept."""
+
+
 @dataclasses.dataclass
 class _StopFlag:
     """Set by SIGTERM/SIGINT; the loop saves a checkpoint and returns at the next step boundary."""
 
     signum: int | None = None
+    source: int | None = None  # the process whose signal stopped this one, when it received none itself
 
     def __call__(self, signum, frame):
         del frame
@@ -266,6 +271,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         state, train_iter = checkpoints.restore(restored_step, state, train_iter)
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
+    if start_step >= total_steps:
+        checkpoints.close()
+        if is_main:
+            print(f"The run in {workdir} already finished: step {start_step} of {total_steps}, nothing to train "
+                  "(a larger --config.num_train_steps trains on).\n" + _next_steps(workdir), flush=True)
+        return state
 
     p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
     p_eval_step = make_eval_step(mesh, model)
@@ -287,7 +298,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         writer.close()
         for s, handler in previous_handlers.items():
             signal.signal(s, handler)
+    if is_main and int(jax.device_get(state.step)) == total_steps:
+        print(f"Finished {total_steps} steps in {workdir}:\n"
+              f"  metrics      {os.path.join(workdir, METRICS_FILE)} (TensorBoard: tensorboard --logdir "
+              f"{os.path.join(workdir, TENSORBOARD_DIR)})\n"
+              f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
+              + _next_steps(workdir), flush=True)
     return state
+
+
+def _next_steps(workdir: str) -> str:
+    return ("Next: python -m vmp_jax.visualize VIDEO --workdir {0} --out motion.png   (what the motion prompt sees)\n"
+            "      python -m vmp_jax.export --workdir {0} --out {0}_export   (then python -m vmp_jax.predict "
+            "--export {0}_export VIDEO)").format(workdir)
 
 
 def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
@@ -303,10 +326,15 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
 
     def check_finite(step_metrics, at_step):
         loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
-        if not (np.isfinite(loss) and np.isfinite(param_norm)):
-            raise FloatingPointError(
-                f"non-finite loss ({loss}, parameter norm {param_norm}) at step {at_step}; training stopped. "
-                f"The last good checkpoint (step {checkpoints.latest_step()}) is kept in {checkpoints.directory}")
+        if np.isfinite(loss) and np.isfinite(param_norm):
+            return
+        what = (f"non-finite loss ({loss})" if not np.isfinite(loss)
+                else f"non-finite parameters (parameter norm {param_norm}; the loss was {loss:.6g})")
+        last = checkpoints.latest_step()
+        kept = (f"the last good checkpoint, step {last}, is kept in {checkpoints.directory}" if last is not None
+                else "no checkpoint was saved before it")
+        raise NonFiniteError(f"{what} at step {at_step}; training stopped and {kept}. Rerunning the same command "
+                             "stops the same way: lower config.schedule.base_lr or set config.optimizer.clip_grad_norm")
 
     while step < cadence.total_steps:
         state, metrics = train_step(state)
@@ -340,9 +368,9 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
                 check_finite(*pending)
                 save(step, state)
             checkpoints.wait()
-            writer.message(f"Stopped by signal {stop.signum} at step {step}; checkpoint saved. "
+            writer.message(f"Stopped by {_signal_text(stop)} at step {step}; checkpoint saved. "
                            "Rerun the same command to resume.")
-            logging.warning("Stopped by signal %s at step %d", stop.signum, step)
+            logging.warning("Stopped by %s at step %d", _signal_text(stop), step)
             return state
     if pending is not None:
         check_finite(*pending)
@@ -351,9 +379,19 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
 
 
 def _should_stop(stop: _StopFlag) -> bool:
-    """Every process stops at the same step: any process's signal stops all of them."""
+    """Every process stops at the same step: any process's signal stops all of them (the first one that got a
+    signal is recorded in `stop.source`)."""
     if jax.process_count() == 1:
         return stop.signum is not None
-    flags = multihost_utils.process_allgather(np.asarray(stop.signum is not None))
-    return bool(np.any(flags))
+    signums = np.asarray(multihost_utils.process_allgather(np.asarray(-1 if stop.signum is None else stop.signum)))
+    received = np.flatnonzero(signums >= 0)
+    if received.size and stop.signum is None:
+        stop.source = int(received[0])
+    return bool(received.size)
+
+
+def _signal_text(stop: _StopFlag) -> str:
+    if stop.signum is not None:
+        return f"signal {stop.signum}"
+    return f"a signal to process {stop.source}"
 
