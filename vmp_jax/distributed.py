@@ -12,13 +12,21 @@ def cpu_device_count(cores: int, batch_sizes) -> int:
     return max(n for n in range(1, max(cores, 1) + 1) if all(b % n == 0 for b in batch_sizes))
 
 
-def set_cpu_devices(requested: int, batch_sizes) -> None:
+def set_cpu_devices(requested: int, batch_sizes) -> str | None:
     """Before any JAX computation: `requested` CPU devices per process (-1: one per core, as many as divide
     `batch_sizes`; 0: JAX's default). One XLA:CPU program uses about one core, so data parallelism over one
-    device per core is faster. JAX_NUM_CPU_DEVICES in the environment wins; other backends ignore this."""
-    if requested and "JAX_NUM_CPU_DEVICES" not in os.environ:
-        count = requested if requested > 0 else cpu_device_count(os.cpu_count() or 1, batch_sizes)
-        jax.config.update("jax_num_cpu_devices", count)
+    device per core is faster. JAX_NUM_CPU_DEVICES in the environment wins; other backends ignore this.
+
+    Returns a one-line note when the batch sizes leave cores unused (None otherwise)."""
+    if not requested or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return None
+    cores = os.cpu_count() or 1
+    count = requested if requested > 0 else cpu_device_count(cores, batch_sizes)
+    jax.config.update("jax_num_cpu_devices", count)
+    if requested < 0 and count < cores:
+        return (f"Using {count} of {cores} CPU cores as devices: the batch sizes {tuple(batch_sizes)} are not all "
+                f"multiples of a larger device count (multiples of {cores} use every core).")
+    return None
 
 
 # Environment variables that JAX's cluster auto-detection understands (SLURM, Open MPI, TPU pods, GKE, K8s).
