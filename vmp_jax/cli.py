@@ -15,6 +15,7 @@ Anything else is a bug, and keeps its traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable, NoReturn, Sequence
 
@@ -80,7 +81,9 @@ def _flag_error_text(e: Exception) -> str:
         head = text.split(": Error whilst parsing config file", 1)[0]
         last = [line.strip() for line in text.splitlines() if line.strip()][-1]
         text = f"{head}: {last.split(': ', 1)[-1]}"
-    return text[len("flag "):] if text.startswith("flag --") else text
+    text = text[len("flag "):] if text.startswith("flag --") else text
+    required = re.fullmatch(r"--(\w+)=None: Flag --\1 must have a value other than None\.", text)
+    return f"--{required[1]} is required" if required else text
 
 
 def _unknown_key_text(e: Exception, argv: Sequence[str]) -> str:
