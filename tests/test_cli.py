@@ -12,7 +12,8 @@ from ml_collections import config_flags
 from vmp_jax import cli, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.data.prepare"]
+TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.data.prepare",
+         "vmp_jax.data.splits"]
 
 
 def define_flags(flag_values, argv):
@@ -55,6 +56,17 @@ def test_user_errors_are_one_line_and_status_2(capsys, args, message):
     status, out, err = run(capsys, *args)
     assert status == cli.USAGE_STATUS and out == ""
     assert len(err.splitlines()) == 1 and re.match(message, err), err
+
+
+def test_missing_required_flags_are_named_together(capsys):
+    def two_required(flag_values, argv):
+        flags.DEFINE_string("out", None, "", required=True, flag_values=flag_values)
+        flags.DEFINE_string("workdir", None, "", required=True, flag_values=flag_values)
+
+    assert cli.call(command, two_required, []) == cli.USAGE_STATUS
+    assert capsys.readouterr().err == "error: --out and --workdir are required\n"
+    assert cli.call(command, two_required, ["--out=x"]) == cli.USAGE_STATUS
+    assert capsys.readouterr().err == "error: --workdir is required\n"
 
 
 def test_config_errors_are_value_errors_and_usage_errors():

@@ -82,8 +82,11 @@ def _flag_error_text(e: Exception) -> str:
         last = [line.strip() for line in text.splitlines() if line.strip()][-1]
         text = f"{head}: {last.split(': ', 1)[-1]}"
     text = text[len("flag "):] if text.startswith("flag --") else text
-    required = re.fullmatch(r"--(\w+)=None: Flag --\1 must have a value other than None\.", text)
-    return f"--{required[1]} is required" if required else text
+    required = r"(?:flag )?--(\w+)=None: Flag --\1 must have a value other than None\.\s*"
+    missing = re.findall(required, text)
+    if missing and not re.sub(required, "", text):  # absl: one such sentence per missing required flag
+        return f"{' and '.join(f'--{name}' for name in missing)} {'is' if len(missing) == 1 else 'are'} required"
+    return text
 
 
 def _unknown_key_text(e: Exception, argv: Sequence[str]) -> str:
