@@ -2,6 +2,7 @@
 --help shows its usage."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -51,8 +52,6 @@ def test_a_good_command_line_runs_and_passes_positional_arguments(capsys):
     (["--workdir", __file__], f"error: --workdir {__file__}: is a file; expected a directory"),
 ])
 def test_user_errors_are_one_line_and_status_2(capsys, args, message):
-    import re
-
     status, out, err = run(capsys, *args)
     assert status == cli.USAGE_STATUS and out == ""
     assert len(err.splitlines()) == 1 and re.match(message, err), err
@@ -90,10 +89,9 @@ def test_bugs_keep_their_traceback():
 def test_user_error_classification():
     assert cli.is_user_error(FileNotFoundError("x")) and cli.is_user_error(cli.UsageError("x"))
     assert not cli.is_user_error(TypeError("x")) and not cli.is_user_error(KeyError("x"))
-    try:
+    with pytest.raises(ValueError) as raised:  # raised by this project's own check
         cli.output_dir(__file__, "out")
-    except ValueError as e:
-        assert cli.is_user_error(e)
+    assert cli.is_user_error(raised.value)
 
 
 def test_train_py_config_error_is_one_line_with_status_2(tmp_path):

@@ -36,11 +36,12 @@ class UsageError(ValueError):
 
 
 def say(message: str) -> None:
-    """A user-facing line on stdout, flushed; only process 0 prints (call after `jax.distributed` starts)."""
+    """A user-facing line on stdout, flushed; in a multi-process run only process 0 prints (single-process tools
+    do not start a JAX backend for it)."""
     if "jax" in sys.modules:
         import jax  # pylint: disable=import-outside-toplevel
 
-        if jax.process_index() != 0:
+        if jax.distributed.is_initialized() and jax.process_index() != 0:
             return
     print(message, flush=True)
 
