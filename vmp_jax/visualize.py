@@ -1,4 +1,4 @@
-"""`python -m vmp_jax.visualize`: what the motion prompt layer does to a video, time step by time step.
+"""Draws what the motion prompt layer does to a video, time step by time step (frames, D, A, prompts, A(D)).
 
     python -m vmp_jax.visualize VIDEO --workdir DIR --out FILE.png   # a trained run's parameters, luma, PN, T, H x W
     python -m vmp_jax.visualize VIDEO --m M --n N --out FILE.gif     # the paper's sigmoid with these m, n
