@@ -132,7 +132,8 @@ def test_command_line_summarises_finished_runs_and_reports_mistakes_in_one_line(
         (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "split": "train", "vmp_slope_a": 10.0,
                                                        "vmp_shift_b": 0.1}) + "\n")
     config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ablation_init.py")
-    args = ["--config", config, "--workdir", str(workdir), "--summarise_only", "--config.seeds=0,"]
+    # --cpu_devices=0: keep the devices of this process's JAX, which is already running.
+    args = ["--config", config, "--workdir", str(workdir), "--summarise_only", "--config.seeds=0,", "--cpu_devices=0"]
     assert ablate.main(args) == 0
     assert capsys.readouterr().out == f"2 finished runs summarised in {workdir}\n"
     table = (workdir / "results.md").read_text()

@@ -174,7 +174,7 @@ def test_command_line_on_a_run_trained_on_more_devices(per_pixel_run, clip_path,
     (["--workdir", "{tmp}", "--luma", "rgb", "--out", "{tmp}/x.png"], "--luma is for --m/--n"),
     (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "a,b"], "--size takes H,W, S or 0; got 'a,b'"),
     (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "second.mp4"], r"expected one VIDEO, got 2"),
-    (["--m", "0", "--n", "0"], r"--out must have a value"),
+    (["--m", "0", "--n", "0"], r"^error: --out is required$"),
 ])
 def test_command_line_errors_name_the_problem(clip_path, tmp_path, capsys, args, message):
     assert visualize.main([clip_path, *[a.format(tmp=tmp_path) for a in args]]) == 2
