@@ -6,6 +6,8 @@ the motion prompt, multi-view test with 3 spatial crops. Frames, sampling rate, 
 (PySlowFast X3D configs). The backbone starts from a Kinetics-400 X3D checkpoint given as `init_checkpoint`.
 """
 
+from typing import Sequence
+
 import ml_collections
 
 from configs import common
@@ -16,8 +18,27 @@ X3D_INPUTS = {
     "m": (16, 5, 224, (256, 320), 256),
 }
 
+# variant -> global batch size (the reference's, for X3D-S and X3D-M)
+BATCH_SIZES = {"s": 32, "m": 16}
 
-def x3d_recipe(variant: str, num_classes: int, batch_size: int) -> ml_collections.ConfigDict:
+
+def config_argument(arg: str, fields: dict[str, Sequence[str]]) -> tuple[str, ...]:
+    """Splits a config argument 'A,B' (`--config FILE.py:A,B`) into one value per field, each checked against its
+    choices; trailing fields left out take their first choice. ValueError names the field and its choices."""
+    values = arg.split(",") if arg else []
+    form = ",".join(fields)
+    if len(values) > len(fields):
+        raise ValueError(f"config argument {arg!r}: expected {form}, got {len(values)} values")
+    for value, (name, choices) in zip(values, fields.items()):
+        if value not in choices:
+            raise ValueError(f"config argument {arg!r}: {name} {value!r} is not one of {tuple(choices)} "
+                             f"(expected {form}, e.g. {','.join(c[0] for c in fields.values())!r})")
+    return tuple(values) + tuple(choices[0] for choices in list(fields.values())[len(values):])
+
+
+def x3d_recipe(variant: str, num_classes: int, batch_size: int | None = None) -> ml_collections.ConfigDict:
+    """The recipe for X3D `variant` ('s' or 'm'); batch_size None: BATCH_SIZES[variant]."""
+    batch_size = BATCH_SIZES[variant] if batch_size is None else batch_size
     config = common.base_config()
     num_frames, rate, crop, train_scale, test_side = X3D_INPUTS[variant]
     config.num_frames = num_frames

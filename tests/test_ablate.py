@@ -121,3 +121,28 @@ def test_tiny_sweep_stopped_halfway_resumes_and_summarises(tmp_path, monkeypatch
     changed = [ablate.Setting("sigmoid", {"vmp_lambda": 5.0}), settings[1]]
     with pytest.raises(ValueError, match=r"sigmoid/seed_0 holds a run with another config \(vmp_lambda: saved 1.0"):
         ablate.run_sweep(config.base, changed, config.seeds, workdir)
+
+
+def test_command_line_summarises_finished_runs_and_reports_mistakes_in_one_line(tmp_path, capsys):
+    workdir = tmp_path / "sweep"
+    for setting, top1 in (("default", 0.5), ("lambda0", 0.75)):
+        run = workdir / setting / "seed_0"
+        run.mkdir(parents=True)
+        (run / ablate.RESULT).write_text(json.dumps(fake_result(setting, 0, top1, top1, a=10.0, b=0.1)))
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "split": "train", "vmp_slope_a": 10.0,
+                                                       "vmp_shift_b": 0.1}) + "\n")
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ablation_init.py")
+    # --cpu_devices=0: keep the devices of this process's JAX, which is already running.
+    args = ["--config", config, "--workdir", str(workdir), "--summarise_only", "--config.seeds=0,", "--cpu_devices=0"]
+    assert ablate.main(args) == 0
+    assert capsys.readouterr().out == f"2 finished runs summarised in {workdir}\n"
+    table = (workdir / "results.md").read_text()
+    assert "| default | `(base)` | 1 | 50.0 ± 0.0 | 50.0 ± 0.0 | a = 10.0 ± 0.0, b = 0.100 ± 0.000 |" in table
+    assert "| lambda0 | `vmp_lambda=0.0` | 1 | 75.0 ± 0.0 |" in table
+    assert os.path.exists(workdir / "accuracy.png") and os.path.exists(workdir / "coefficients.png")
+    for bad, message in ((["--config.base.vmp_lamda=1"], "error: --config.base.vmp_lamda: the config has no key"),
+                         (["--workdir", str(workdir / "results.md")], f"error: --workdir {workdir / 'results.md'}: "
+                                                                      "is a file")):
+        assert ablate.main(args + bad) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message) and len(captured.err.splitlines()) == 1 and not captured.out

@@ -274,13 +274,45 @@ def test_predict_names_missing_and_unreadable_files_and_scores_the_rest(tiny_run
     assert len(errors) == 2 and missing in errors[0] and "not found" in errors[0]
     assert str(not_video) in errors[1] and "cannot open as a video" in errors[1]
     assert captured.out.startswith(f"{_bikes()} (1 view):")
-    assert predict.main(["--export", str(tmp_path), _bikes()]) == 1
+    assert predict.main(["--export", str(tmp_path), _bikes()]) == 2  # no export there: a command-line error
     assert os.path.join(str(tmp_path), predict.EXPORTED) in capsys.readouterr().err
 
 
+def test_predict_error_lines_name_the_video_once(tiny_run, tmp_path, capsys):
+    # Runs on video files read through the data pipeline, which adds the path to the reader's message again.
+    other = str(tmp_path / "export")
+    shutil.copytree(tiny_run[1], other)
+    config_path = os.path.join(other, trained_run.CONFIG)
+    config = json.load(open(config_path))
+    config["data"].update(source="video_manifest", crop_size=32, eval_short_side=40)
+    json.dump(config, open(config_path, "w"))
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video")
+    missing = str(tmp_path / "missing.mp4")
+    for export_dir in (tiny_run[1], other):
+        assert predict.main(["--export", export_dir, missing, str(not_video)]) == 1
+        errors = capsys.readouterr().err.splitlines()
+        assert errors[0] == f"error: {missing}: video file not found"
+        assert errors[1].startswith(f"error: {not_video}: cannot open as a video (")
+        assert [line.count(str(tmp_path)) for line in errors] == [1, 1], errors
+
+
+def test_predict_without_videos_or_with_bad_flags_is_a_usage_error(tiny_run, capsys):
+    for args in (["--export", tiny_run[1]], ["--export", tiny_run[1], "--top_k=0", "x.mp4"],
+                 ["--export", tiny_run[1], "--num_crops=2", "x.mp4"], ["x.mp4"]):
+        assert predict.main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+
+
 def test_export_errors_name_the_missing_run_and_the_platform_it_cannot_check_on(tiny_run, tmp_path, capsys):
-    assert export.main(["--workdir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
+    assert export.main(["--workdir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert os.path.join(str(tmp_path / "nowhere"), trained_run.CONFIG) in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert export.main(["--workdir", tiny_run[0], "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'file'}: is a file; expected a directory "
+                                       "(made if missing)\n")
+    os.remove(tmp_path / "file")
     with pytest.raises(ValueError, match="leave out this machine's 'cpu'"):
         export.export_run(tiny_run[0], str(tmp_path / "out"), platforms=("cuda",))
     assert not os.path.exists(tmp_path / "out")

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import ml_collections
 
-from vmp_jax import optim
+from vmp_jax import cli, optim
 from vmp_jax.models import factory, registry
 from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
 
+class ConfigError(cli.UsageError):
+    """An invalid training-config value (a ValueError); the command-line tools report it as one line."""
+
+
 def _fail(key: str, value, expected: str) -> None:
-    raise ValueError(f"config.{key}={value!r}: expected {expected}")
+    raise ConfigError(f"config.{key}={value!r}: expected {expected}")
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
-    """Raises ValueError naming the first invalid key of `config` for a run on `num_devices` devices."""
+    """Raises ConfigError (a ValueError) naming the first invalid key of `config` for a run on `num_devices` devices."""
     if config.num_frames < 2:
         _fail("num_frames", config.num_frames, "T >= 2 prompts per clip (the loader adds the VMP frame)")
     if config.vmp_lambda < 0:

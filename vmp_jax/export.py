@@ -22,17 +22,16 @@ multiply-adds for CPU, the vendor grouped conv for CUDA and TPU), unless `VMP_DE
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags, logging
 
-from vmp_jax import checkpointing, trained_run
+from vmp_jax import checkpointing, cli, trained_run
 from vmp_jax.models import factory, registry
 from vmp_jax.data.transforms import standardize
 from vmp_jax.predict import EXPORTED, load_exported
@@ -171,24 +170,29 @@ def _num_values(variables: dict) -> int:
     return sum(int(np.size(x)) for x in jax.tree.leaves(variables))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vmp_jax.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", required=True, help="the train.py run to export")
-    parser.add_argument("--out", required=True, help="output directory (created; existing files are replaced)")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-    parser.add_argument("--platforms", default=",".join(DEFAULT_PLATFORMS),
-                        help="comma-separated platforms to lower the jax.export artifact for")
-    args = parser.parse_args(argv)
-    from absl import logging  # pylint: disable=import-outside-toplevel
+def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("workdir", None, "The train.py run to export.", required=True, **define)
+    flags.DEFINE_string("out", None, "Output directory (created; existing files are replaced).", required=True,
+                        **define)
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", **define)
+    flags.DEFINE_list("platforms", list(DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.",
+                      **define)
+
+
+def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
+    if len(argv) > 1:
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file at INFO
-    platforms = tuple(p for p in args.platforms.split(",") if p)
-    try:
-        export_run(args.workdir, args.out, args.step, platforms)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    out = cli.output_dir(flag_values.out, "out")
+    export_run(flag_values.workdir, out, flag_values.step, tuple(p for p in flag_values.platforms if p),
+               log=cli.say)
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m vmp_jax.export ARGV...` in this process; returns the exit status (2: a user error)."""
+    return cli.call(_command, _define_flags, argv, prog="python -m vmp_jax.export")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(_command, _define_flags)

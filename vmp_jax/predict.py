@@ -10,19 +10,20 @@ evaluation samples them:
   `data.eval_short_side` (`data.eval_num_clips` x `data.eval_num_crops` unless given), softmax averaged over views;
 - runs trained on procedural clips, which have no video sampling to copy: one view of num_frames frames spread
   uniformly over the whole video, resized to cover frame_size and centre-cropped to it.
-A missing or unreadable video prints an error naming the file; the others are still scored (exit status 1).
+A missing or unreadable video prints a line `error: VIDEO: what went wrong`; the others are still scored (exit
+status 1). A missing or incomplete export is an error of the command line (exit status 2).
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
+import re
 from typing import Sequence
 
 import jax
 import numpy as np
+from absl import flags
 
-from vmp_jax import trained_run
+from vmp_jax import cli, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import transforms, video, video_sources
 from vmp_jax.data.multiview import softmax
@@ -87,40 +88,56 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[tup
     return [(class_names[i], float(probs[i])) for i in order]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vmp_jax.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--export", required=True, help="directory written by python -m vmp_jax.export")
-    parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--num_clips", type=int, default=None,
-                        help="clips per video (default: data.eval_num_clips; runs on video files only)")
-    parser.add_argument("--num_crops", type=int, default=None, choices=(1, 3),
-                        help="crops per clip (default: data.eval_num_crops; runs on video files only)")
-    parser.add_argument("--top_k", type=int, default=5, help="classes printed per video")
-    args = parser.parse_args(argv)
-    if args.top_k < 1 or (args.num_clips is not None and args.num_clips < 1):
-        parser.error(f"--top_k={args.top_k}, --num_clips={args.num_clips}: expected positive numbers")
-    try:
-        exported = load_exported(os.path.join(args.export, EXPORTED))
-        info = trained_run.read_json(os.path.join(args.export, trained_run.RUN_INFO))
-        data_config = trained_run.load_config(args.export).data
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+def failure_reason(error: Exception, path: str) -> str:
+    """What went wrong with the video `path`, without the path (which the error line names once): the 'PATH: '
+    prefixes that each layer adds, and the path PyAV or a 'not found' message ends with, are left out."""
+    text = str(error)
+    while text.startswith(f"{path}: "):
+        text = text[len(path) + 2:]
+    return re.sub(rf": '?{re.escape(path)}'?(?=\)|$)", "", text)
+
+
+def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
+    define = dict(flag_values=flag_values)
+    flags.DEFINE_string("export", None, "Directory written by python -m vmp_jax.export.", required=True, **define)
+    flags.DEFINE_integer("num_clips", None, "Clips per video (default: data.eval_num_clips; runs on video files "
+                         "only).", lower_bound=1, **define)
+    flags.DEFINE_enum("num_crops", None, ["1", "3"], "Crops per clip (default: data.eval_num_crops; runs on video "
+                      "files only).", **define)
+    flags.DEFINE_integer("top_k", 5, "Classes printed per video.", lower_bound=1, **define)
+
+
+def _command(argv: list[str], flag_values: flags.FlagValues) -> int:
+    videos = argv[1:]
+    if not videos:
+        raise cli.UsageError("no VIDEO given; expected one or more video files after the flags")
+    export = flag_values.export
+    exported = load_exported(os.path.join(export, EXPORTED))
+    info = trained_run.read_json(os.path.join(export, trained_run.RUN_INFO))
+    data_config = trained_run.load_config(export).data
     class_names, num_frames, frame_size = info["class_names"], int(info["num_frames"]), tuple(info["frame_size"])
+    num_crops = None if flag_values.num_crops is None else int(flag_values.num_crops)
     failed = 0
-    for path in args.videos:
+    for path in videos:
         try:
-            views = video_views(path, data_config, num_frames, frame_size, args.num_clips, args.num_crops)
+            views = video_views(path, data_config, num_frames, frame_size, flag_values.num_clips, num_crops)
         except (FileNotFoundError, ValueError) as e:  # video.VideoError is a ValueError
-            print(f"error: {e}", file=sys.stderr)
+            cli.error(f"{path}: {failure_reason(e, path)}")
             failed += 1
             continue
         probs = video_probabilities(exported, views)
-        print(f"{path} ({len(views)} view{'s' if len(views) > 1 else ''}):")
-        for rank, (name, p) in enumerate(top_k(probs, class_names, args.top_k), 1):
-            print(f"  {rank}. {name:<24} {p:.3f}")
+        lines = [f"{path} ({len(views)} view{'s' if len(views) > 1 else ''}):"]
+        lines += [f"  {rank}. {name:<24} {p:.3f}" for rank, (name, p) in
+                  enumerate(top_k(probs, class_names, flag_values.top_k), 1)]
+        cli.say("\n".join(lines))
     return 1 if failed else 0
 
 
+def main(argv: Sequence[str]) -> int:
+    """`python -m vmp_jax.predict ARGV...` in this process; returns the exit status (1: a video failed, 2: a user
+    error)."""
+    return cli.call(_command, _define_flags, argv, prog="python -m vmp_jax.predict")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(_command, _define_flags)

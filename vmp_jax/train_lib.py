@@ -30,6 +30,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from vmp_jax import checkpointing
+from vmp_jax import cli
 from vmp_jax import config_checks
 from vmp_jax import optim
 from vmp_jax import trained_run
@@ -170,7 +171,7 @@ def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, n
 # ----------------------------------------------------------------------------------------------- loop
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(cli.RunStopped, FloatingPointError):
     """Training produced a non-finite loss or parameters; the run stopped with its last good checkpoint kept."""
 
 

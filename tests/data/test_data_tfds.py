@@ -82,3 +82,19 @@ def test_prepare_cli_summary(videos, tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "train: 1 videos" in out.stdout and "skipped: 2" in out.stdout
   assert "train.csv:2" in out.stdout and "train.csv:3: label 7 out of range" in out.stdout
+
+
+def test_prepare_summary_says_how_many_problems_it_leaves_out():
+  import collections
+  import types
+
+  from vmp_jax.data import prepare
+  split = types.SimpleNamespace(num_examples=3, num_bytes=2**20)
+  info = types.SimpleNamespace(full_name="video_manifest/x/1.0.0", splits={"train": split})
+  builder = types.SimpleNamespace(info=info, data_dir="/tmp/tfds", skipped=collections.Counter(malformed_line=13),
+                                  problems=[f"train.csv:{i}: bad" for i in range(1, 14)])
+  lines = prepare.summary(builder).splitlines()
+  assert lines[-11:-1] == [f"    train.csv:{i}: bad" for i in range(1, 11)]
+  assert lines[-1] == "    ... and 3 more"
+  builder.problems = builder.problems[:10]
+  assert prepare.summary(builder).splitlines()[-1] == "    train.csv:10: bad"

@@ -18,9 +18,11 @@ import csv
 import json
 import os
 import re
+from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
+from vmp_jax import cli
 from vmp_jax.data import manifest as manifest_lib
 
 
@@ -197,39 +199,46 @@ def write(out_dir: str, names: list[str], splits: dict) -> dict[str, int]:
   return {k: len(v) for k, v in splits.items()}
 
 
-_ANNOTATIONS = flags.DEFINE_string("annotations", None, "Official annotation folder (or CSV for mpii_cooking2).")
-_OUT = flags.DEFINE_string("out", None, "Output folder for classes.txt, train.csv, test.csv.")
-_SPLIT = flags.DEFINE_integer("split", 1, "ucf101/hmdb51: official split 1..3.")
-_ANNOTATION_JSON = flags.DEFINE_string("annotation_json", "", "FineGym: cut full videos by this JSON's times.")
-_VIDEO_EXT = flags.DEFINE_string("video_ext", "", "Extension of full videos (FineGym .mp4, MPII .avi).")
-_CLASSES = flags.DEFINE_string("classes", "", "mpii_cooking2: 'ACTIVITY_ID NAME' lines of the kept classes.")
-_TEST_SUBJECTS = flags.DEFINE_list("test_subjects", [], "mpii_cooking2: subject numbers of the test split.")
-_FPS = flags.DEFINE_float("fps", 29.4, "mpii_cooking2: frame rate of the frame numbers in the CSV.")
+def _define_flags(flag_values: flags.FlagValues, argv=None) -> None:
+  define = dict(flag_values=flag_values)
+  flags.DEFINE_string("annotations", None, "Official annotation folder (or CSV for mpii_cooking2).", required=True,
+                      **define)
+  flags.DEFINE_string("out", None, "Output folder for classes.txt, train.csv, test.csv.", required=True, **define)
+  flags.DEFINE_integer("split", 1, "ucf101/hmdb51: official split 1..3.", **define)
+  flags.DEFINE_string("annotation_json", "", "FineGym: cut full videos by this JSON's times.", **define)
+  flags.DEFINE_string("video_ext", "", "Extension of full videos (FineGym .mp4, MPII .avi).", **define)
+  flags.DEFINE_string("classes", "", "mpii_cooking2: 'ACTIVITY_ID NAME' lines of the kept classes.", **define)
+  flags.DEFINE_list("test_subjects", [], "mpii_cooking2: subject numbers of the test split.", **define)
+  flags.DEFINE_float("fps", 29.4, "mpii_cooking2: frame rate of the frame numbers in the CSV.", **define)
+
 
 DATASETS = ("ucf101", "hmdb51", "gym99", "gym288", "mpii_cooking2")
 
 
-def main(argv):
+def _command(argv: list[str], f: flags.FlagValues) -> None:
   if len(argv) != 2 or argv[1] not in DATASETS:
-    raise app.UsageError(f"usage: python -m vmp_jax.data.splits {{{','.join(DATASETS)}}} --annotations=... --out=...")
-  if not _ANNOTATIONS.value or not _OUT.value:
-    raise app.UsageError("--annotations and --out are required")
+    raise cli.UsageError(f"expected one DATASET of {DATASETS} before the flags, got {argv[1:]}")
   name = argv[1]
   if name == "ucf101":
-    names, splits = ucf101(_ANNOTATIONS.value, _SPLIT.value)
+    names, splits = ucf101(f.annotations, f.split)
   elif name == "hmdb51":
-    names, splits = hmdb51(_ANNOTATIONS.value, _SPLIT.value)
+    names, splits = hmdb51(f.annotations, f.split)
   elif name in ("gym99", "gym288"):
-    names, splits = finegym(_ANNOTATIONS.value, int(name[3:]), _ANNOTATION_JSON.value, _VIDEO_EXT.value or ".mp4")
+    names, splits = finegym(f.annotations, int(name[3:]), f.annotation_json, f.video_ext or ".mp4")
   else:
-    if not _CLASSES.value or not _TEST_SUBJECTS.value:
-      raise app.UsageError("mpii_cooking2 needs --classes and --test_subjects")
-    names, splits = mpii_cooking2(_ANNOTATIONS.value, _CLASSES.value, [int(s) for s in _TEST_SUBJECTS.value],
-                                  _FPS.value, _VIDEO_EXT.value or ".avi")
-  counts = write(_OUT.value, names, splits)
-  print(f"{name}: {len(names)} classes; " + ", ".join(f"{k}: {v} videos" for k, v in counts.items())
-        + f" -> {_OUT.value}")
+    if not f.classes or not f.test_subjects:
+      raise cli.UsageError("mpii_cooking2 needs --classes and --test_subjects")
+    names, splits = mpii_cooking2(f.annotations, f.classes, [int(s) for s in f.test_subjects], f.fps,
+                                  f.video_ext or ".avi")
+  counts = write(f.out, names, splits)
+  cli.say(f"{name}: {len(names)} classes; " + ", ".join(f"{k}: {v} videos" for k, v in counts.items())
+          + f" -> {f.out}")
+
+
+def main(argv: Sequence[str]) -> int:
+  """`python -m vmp_jax.data.splits ARGV...` in this process; returns the exit status (2: a user error)."""
+  return cli.call(_command, _define_flags, argv, prog="python -m vmp_jax.data.splits")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(_command, _define_flags)
