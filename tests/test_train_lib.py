@@ -1,7 +1,9 @@
 """The training system: multi-device steps, overfitting, the loop's outputs, resume, config checks, NaN stop."""
 
+import glob
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from configs import common
 from vmp_jax import checkpointing, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
-from vmp_jax.metric_writers import read_metrics
+from vmp_jax.metric_writers import read_metrics, read_tensorboard_scalars
 
 
 def tiny_config(**overrides):
@@ -185,3 +187,55 @@ def test_fine_tuning_from_a_pytorchvideo_checkpoint_file(tmp_path):
     # The backbone comes from the file (one step at lr 1e-9 moves nothing visible); the 4-class head is new.
     np.testing.assert_allclose(got["stem_conv_xy"]["kernel"], loaded["params"]["stem_conv_xy"]["kernel"], atol=1e-6)
     assert got["head_proj"]["kernel"].shape[-1] == 4
+
+
+def without_timings(records):
+    return [{k: v for k, v in r.items() if k not in ("time", "clips_per_s")} for r in records]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    state = train_lib.train_and_evaluate(resume_config(), workdir)
+    return workdir, jax.device_get(state)
+
+
+def resume_config():
+    return tiny_config(log_every_steps=1, checkpoint_every_steps=2, eval_every_steps=3, keep_last=10)
+
+
+def test_resume_past_written_metrics_leaves_the_metrics_of_an_uninterrupted_run(uninterrupted_run, tmp_path):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    # A kill after the metrics of steps 4..6 were written but before checkpoint 4 was committed, cut short while
+    # writing a line; the resumed run continues from step 3, whose eval line was written before its checkpoint.
+    for step in (4, 6):
+        shutil.rmtree(os.path.join(workdir, "checkpoints", str(step)))
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 7, "split": "tra')
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    expected, _ = uninterrupted_run
+    assert [(r["step"], r["split"]) for r in read_metrics(workdir)] == [
+        (1, "train"), (2, "train"), (3, "train"), (3, "eval"), (4, "train"), (5, "train"), (6, "train"), (6, "eval")]
+    assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
+    untimed = lambda scalars: [s for s in scalars if s[0] != "train/clips_per_s"]  # noqa: E731
+    assert untimed(read_tensorboard_scalars(workdir)) == untimed(read_tensorboard_scalars(expected))
+    assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
+
+
+def test_damaged_latest_checkpoint_resumes_from_the_previous_one(uninterrupted_run, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    # 4 bytes flipped inside an array file of the last checkpoint: restoring it would not fail, only differ.
+    array_files = glob.glob(os.path.join(workdir, "checkpoints", "6", "state", "**", "d", "*"), recursive=True)
+    path = max(array_files, key=os.path.getsize)
+    content = bytearray(open(path, "rb").read())
+    content[len(content) // 2:len(content) // 2 + 4] = bytes(255 - b for b in content[len(content) // 2:][:4])
+    open(path, "wb").write(bytes(content))
+    state = train_lib.train_and_evaluate(resume_config(), workdir)
+    out = capsys.readouterr().out
+    assert f"{workdir}/checkpoints/6 is damaged: state/" in out and "Resumed from step 4" in out
+    assert glob.glob(os.path.join(workdir, "checkpoints", "damaged", "6-*"))
+    expected, expected_state = uninterrupted_run
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state), expected_state)
+    assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
