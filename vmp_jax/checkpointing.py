@@ -207,14 +207,14 @@ class Checkpoints:
                 _report(f"Checkpoint {step_dir} is damaged: {damaged[step]}.")
                 continue
             if problems is None:
-                _report(f"Checkpoint {step_dir} has no {CHECKSUMS} (saved by an older version): restoring it "
-                        "unverified.")
+                _report(f"Checkpoint {step_dir} has no {CHECKSUMS} (saved by an older version, or synchronously and "
+                        "killed before they were written): restoring it unverified.")
             try:
                 state, iterator = self._restore(step, state_like, data_iterator)
             except Exception as e:  # noqa: BLE001 - unverified files fail in every way a reader can
                 if problems is not None:
                     raise ValueError(f"{step_dir} matches its checksums but does not restore into this run's "
-                                     f"state (was the config changed?): {type(e).__name__}: {e}") from e
+                                     f"state (was the config changed?): {type(e).__name__}: {_first_line(e)}") from e
                 damaged[step] = f"does not restore ({type(e).__name__}: {_first_line(e)})"
                 _report(f"Checkpoint {step_dir} is damaged: {damaged[step]}.")
                 continue
@@ -235,6 +235,8 @@ class Checkpoints:
             os.makedirs(os.path.join(self.directory, DAMAGED), exist_ok=True)
             for step in steps:
                 target = os.path.join(self.directory, DAMAGED, f"{step}-{stamp}")
+                while os.path.exists(target):  # the same step damaged again within the second
+                    target += "+"
                 os.replace(self.step_directory(step), target)
                 _report(f"Moved damaged checkpoint {self.step_directory(step)} to {target}.")
         if jax.process_count() > 1:
