@@ -59,7 +59,7 @@ def measure(megabytes: float, runs: int, directory: str) -> dict:
         with_checksums = i % 2 == 0
         checkpointing.write_checksums = real if with_checksums else (lambda step_dir: None)
         step += 1
-        elapsed = _timed(lambda: (checkpoints.save(step, state, _Iterator()), checkpoints.wait()))
+        elapsed = _timed(lambda step=step: (checkpoints.save(step, state, _Iterator()), checkpoints.wait()))
         if i >= 2:  # the first pair warms up
             times[with_checksums].append(elapsed)
     checkpointing.write_checksums = real
@@ -67,9 +67,12 @@ def measure(megabytes: float, runs: int, directory: str) -> dict:
     step_dir = checkpoints.step_directory(step)
     real(step_dir)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(step_dir) for f in fs)
-    median = lambda fn: statistics.median(_timed(fn) for _ in range(runs))  # noqa: E731
+    def median(fn):
+        return statistics.median(_timed(fn) for _ in range(runs))
+
     return {"mb": size / 2**20, "plain": statistics.median(times[False]), "sha": statistics.median(times[True]),
-            "write": median(lambda: real(step_dir)), "verify": median(lambda: checkpointing.checksum_problems(step_dir)),
+            "write": median(lambda: real(step_dir)),
+            "verify": median(lambda: checkpointing.checksum_problems(step_dir)),
             "crc32": median(lambda: _crc32_all(step_dir))}
 
 

@@ -4,6 +4,7 @@ import glob
 import hashlib
 import json
 import os
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -52,7 +53,7 @@ def test_each_step_commits_the_sha256_of_its_files(tmp_path, asynchronous):
     save_steps(directory, asynchronous=asynchronous)
     for step in (1, 2):
         step_dir = os.path.join(directory, str(step))
-        manifest = json.load(open(os.path.join(step_dir, "checksums.json")))
+        manifest = json.loads(pathlib.Path(step_dir, "checksums.json").read_text())
         assert manifest["algorithm"] == "sha256"
         on_disk = sorted(os.path.relpath(os.path.join(root, name), step_dir)
                          for root, _, names in os.walk(step_dir) for name in names)
@@ -61,7 +62,7 @@ def test_each_step_commits_the_sha256_of_its_files(tmp_path, asynchronous):
             "_CHECKPOINT_METADATA", "commit_success.txt", "checksums.json")]
         assert "data/process_0-of-1.json" in manifest["files"] and "state/_METADATA" in manifest["files"]
         for name, entry in manifest["files"].items():
-            content = open(os.path.join(step_dir, name), "rb").read()
+            content = pathlib.Path(step_dir, name).read_bytes()
             assert entry == {"size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
         assert checkpointing.checksum_problems(step_dir) == []
 
@@ -73,10 +74,10 @@ def garble_iterator_json(step_dir):
 
 def flip_4_bytes_of_an_array_file(step_dir):
     path = largest_array_file(step_dir)
-    content = bytearray(open(path, "rb").read())
+    content = bytearray(pathlib.Path(path).read_bytes())
     middle = len(content) // 2
     content[middle:middle + 4] = bytes(255 - b for b in content[middle:middle + 4])
-    open(path, "wb").write(bytes(content))
+    pathlib.Path(path).write_bytes(bytes(content))
 
 
 @pytest.mark.parametrize("damage, named", [
@@ -84,7 +85,7 @@ def flip_4_bytes_of_an_array_file(step_dir):
     (lambda d: os.remove(os.path.join(d, "state", "_METADATA")), "state/_METADATA missing"),
     (lambda d: os.remove(largest_array_file(d)), "missing"),
     (flip_4_bytes_of_an_array_file, "differs from its saved sha256"),
-])
+], ids=["garbled_iterator_json", "deleted_metadata", "deleted_array_file", "4_flipped_bytes"])
 def test_damaged_latest_step_falls_back_to_the_previous_one_and_is_moved_aside(tmp_path, capsys, damage, named):
     directory = str(tmp_path / "checkpoints")
     checkpoints = save_steps(directory)
@@ -125,7 +126,8 @@ def test_a_step_without_checksums_is_restored_unverified_or_skipped_when_it_fail
     assert step == 2
     np.testing.assert_array_equal(state["w"], np.asarray(state_at(2)["w"]))
     out = capsys.readouterr().out
-    assert f"{directory}/3 is damaged: does not restore (JSONDecodeError" in out and f"{directory}/2 has no checksums.json" in out
+    assert f"{directory}/3 is damaged: does not restore (JSONDecodeError" in out
+    assert f"{directory}/2 has no checksums.json" in out
 
 
 def test_intact_step_that_does_not_fit_the_state_raises_instead_of_falling_back(tmp_path):

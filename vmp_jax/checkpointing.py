@@ -211,7 +211,7 @@ class Checkpoints:
                         "killed before they were written): restoring it unverified.")
             try:
                 state, iterator = self._restore(step, state_like, data_iterator)
-            except Exception as e:  # noqa: BLE001 - unverified files fail in every way a reader can
+            except Exception as e:  # unverified files fail in every way a reader can
                 if problems is not None:
                     raise ValueError(f"{step_dir} matches its checksums but does not restore into this run's "
                                      f"state (was the config changed?): {type(e).__name__}: {_first_line(e)}") from e

@@ -15,7 +15,7 @@ import math
 import os
 import struct
 import time
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import tqdm
 
