@@ -36,8 +36,10 @@ class MetricWriter:
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
         from tensorboardX import SummaryWriter  # a heavy import, only on the writing process
 
-        # The purge event makes a TensorBoard that already read the removed records forget them too.
-        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=initial_step + 1)
+        # The purge event makes a TensorBoard that already read the removed records forget them too. tensorboardX
+        # names the file by the second it was opened in, and would overwrite an earlier writer's file of that second.
+        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=initial_step + 1,
+                                 filename_suffix=f".{time.time_ns()}")
         if progress_bar:
             self._bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
                                   mininterval=1.0)
