@@ -1,7 +1,10 @@
 """The training system: multi-device steps, overfitting, the loop's outputs, resume, config checks, NaN stop."""
 
+import glob
 import json
 import os
+import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -13,6 +16,9 @@ from vmp_jax import checkpointing, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.metric_writers import read_metrics
 from vmp_jax.models import factory
+
+
+from vmp_jax.metric_writers import read_metrics, read_tensorboard_scalars
 
 
 def tiny_config(**overrides):
@@ -212,3 +218,56 @@ def test_the_end_of_a_run_says_where_its_files_are_and_a_finished_run_is_not_res
     assert out.startswith(f"The run in {workdir} already finished: step 6 of 6, nothing to train")
     assert "Resumed" not in out and "Finished" not in out
     assert int(state.step) == 6 and len(read_metrics(workdir)) == lines
+
+
+def without_timings(records):
+    return [{k: v for k, v in r.items() if k not in ("time", "clips_per_s")} for r in records]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    state = train_lib.train_and_evaluate(resume_config(), workdir)
+    return workdir, jax.device_get(state)
+
+
+def resume_config():
+    return tiny_config(log_every_steps=1, checkpoint_every_steps=2, eval_every_steps=3, keep_last=10)
+
+
+def test_resume_past_written_metrics_leaves_the_metrics_of_an_uninterrupted_run(uninterrupted_run, tmp_path):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    # A kill after the metrics of steps 4..6 were written but before checkpoint 4 was committed, cut short while
+    # writing a line; the resumed run continues from step 3, whose eval line was written before its checkpoint.
+    for step in (4, 6):
+        shutil.rmtree(os.path.join(workdir, "checkpoints", str(step)))
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 7, "split": "tra')
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    expected, _ = uninterrupted_run
+    assert [(r["step"], r["split"]) for r in read_metrics(workdir)] == [
+        (1, "train"), (2, "train"), (3, "train"), (3, "eval"), (4, "train"), (5, "train"), (6, "train"), (6, "eval")]
+    assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
+    timed = ("train/clips_per_s",)
+    assert ([s for s in read_tensorboard_scalars(workdir) if s[0] not in timed]
+            == [s for s in read_tensorboard_scalars(expected) if s[0] not in timed])
+    assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
+
+
+def test_damaged_latest_checkpoint_resumes_from_the_previous_one(uninterrupted_run, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(resume_config(), workdir)
+    # 4 bytes flipped inside an array file of the last checkpoint: restoring it would not fail, only differ.
+    array_files = glob.glob(os.path.join(workdir, "checkpoints", "6", "state", "**", "d", "*"), recursive=True)
+    path = max(array_files, key=os.path.getsize)
+    content = bytearray(pathlib.Path(path).read_bytes())
+    content[len(content) // 2:len(content) // 2 + 4] = bytes(255 - b for b in content[len(content) // 2:][:4])
+    pathlib.Path(path).write_bytes(bytes(content))
+    state = train_lib.train_and_evaluate(resume_config(), workdir)
+    out = capsys.readouterr().out
+    assert f"{workdir}/checkpoints/6 is damaged: state/" in out and "Resumed from step 4" in out
+    assert glob.glob(os.path.join(workdir, "checkpoints", "damaged", "6-*"))
+    expected, expected_state = uninterrupted_run
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(state), expected_state)
+    assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))

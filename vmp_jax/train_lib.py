@@ -267,9 +267,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     train_iter = iter(data.train)
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=config.keep_last,
                                             keep_best=config.keep_best, best_metric="top1")
-    restored_step = checkpoints.latest_step()
+    restored_step, state, train_iter = checkpoints.restore_latest(state, train_iter)
     if restored_step is not None:
-        state, train_iter = checkpoints.restore(restored_step, state, train_iter)
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
     if start_step >= total_steps:
