@@ -133,3 +133,17 @@ def test_train_py_non_finite_loss_is_one_line_with_status_1(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and re.match(r"error: non-finite (loss|parameters) .* at step \d; training stopped and no "
                                         r"checkpoint was saved before it\. Rerunning", lines[0]), proc.stderr
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to leave one unused")
+def test_train_py_says_when_the_batch_size_leaves_cores_unused(tmp_path):
+    args = ["--config.model.backbone=tiny", "--config.num_frames=3", "--config.batch_size=15",
+            "--config.eval_batch_size=15", "--config.num_train_steps=1", "--config.progress_bar=False",
+            "--config.data.procedural.height=32", "--config.data.procedural.width=32",
+            "--config.data.procedural.num_train=30", "--config.data.procedural.num_eval=15"]
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    proc = subprocess.run([sys.executable, "train.py", "--workdir", str(tmp_path), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"Using 1 of {os.cpu_count()} CPU cores as devices: the batch sizes (15, 15) are not all multiples of a " \
+           "larger device count" in proc.stdout

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from configs import common
-from vmp_jax import checkpointing, train_lib, trained_run
+from vmp_jax import checkpointing, config_checks, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.metric_writers import read_metrics
 from vmp_jax.models import factory
@@ -271,3 +271,37 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(uninterrupted_r
     expected, expected_state = uninterrupted_run
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(state), expected_state)
     assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
+
+
+def test_a_rerun_the_checkpoints_cannot_take_is_refused_before_anything_is_rewritten(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(tiny_config(), workdir)
+    saved = {name: (tmp_path / "run" / name).read_bytes() for name in (trained_run.CONFIG, trained_run.RUN_INFO)}
+    with pytest.raises(config_checks.ConfigError, match=r"differs from the one the run in .*run was trained with, in "
+                       r"keys that change the model, the data or the optimiser \(data.procedural.num_classes: 4 -> 8; "
+                       r"optimizer.momentum: 0.9 -> 0.5\)"):
+        train_lib.train_and_evaluate(tiny_config(**{"data.procedural.num_classes": 8, "optimizer.momentum": 0.5}),
+                                     workdir)
+    assert saved == {name: (tmp_path / "run" / name).read_bytes() for name in saved}
+    assert trained_run.load_run(workdir).step == 6  # export and visualisation still read the run
+    capsys.readouterr()
+    # Extending and observing the run is accepted and said.
+    state = train_lib.train_and_evaluate(tiny_config(num_train_steps=9, log_every_steps=3), workdir)
+    out = capsys.readouterr().out
+    assert "Resuming with changed keys (they extend or observe the run): log_every_steps: 2 -> 3; " \
+           "num_train_steps: 6 -> 9" in out
+    assert int(state.step) == 9
+    assert json.loads(saved[trained_run.RUN_INFO])["total_steps"] == 6
+    assert trained_run.read_run_info(workdir)["total_steps"] == 9
+
+
+def test_resuming_on_another_device_count_says_so(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_lib.train_and_evaluate(tiny_config(), workdir)
+    info = trained_run.read_run_info(workdir)
+    assert info["num_devices"] == jax.device_count()
+    trained_run.write_json(os.path.join(workdir, trained_run.RUN_INFO), {**info, "num_devices": 2})
+    capsys.readouterr()
+    train_lib.train_and_evaluate(tiny_config(num_train_steps=7), workdir)
+    assert (f"Resuming on {jax.device_count()} devices a run trained on 2 up to step 6: the global batch is the "
+            "same") in capsys.readouterr().out

@@ -121,6 +121,11 @@ def _report(text: str) -> None:
         print(text, flush=True)
 
 
+def has_steps(directory: str) -> bool:
+    """Whether `directory` holds any finished checkpoint step (a folder named by its step number)."""
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
 class Checkpoints:
     """A CheckpointManager in `directory` for (train state, data iterator) pairs."""
 

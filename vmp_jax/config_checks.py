@@ -5,6 +5,8 @@ Unknown keys are rejected earlier, by the locked ml_collections config (`--confi
 
 from __future__ import annotations
 
+import json
+
 import ml_collections
 
 from vmp_jax import cli, optim
@@ -71,3 +73,39 @@ def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: in
     wanted = config.model.num_classes
     if wanted and wanted != data_num_classes:
         _fail("model.num_classes", wanted, f"0 (use the data's) or the data set's {data_num_classes} classes")
+
+
+# Keys a resumed run may change: they extend the run or change what it records and keeps, not the model, the data
+# stream or the optimiser's state (a longer run does stretch a decaying schedule over its new length).
+RESUMABLE_KEYS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint",
+                  "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resume_changes(saved: dict, config: ml_collections.ConfigDict, where: str) -> list[str]:
+    """How `config` differs from the `saved` config (JSON) of the run it resumes, as 'key: old -> new' lines.
+
+    Raises ConfigError naming every differing key that changes the model, the data stream or the optimiser (all but
+    RESUMABLE_KEYS), so that a rerun the checkpoints cannot take stops before anything in the run is rewritten.
+    """
+    new = _flatten(json.loads(config.to_json_best_effort()))
+    old = _flatten(saved)
+    differing = sorted(k for k in new.keys() | old.keys() if new.get(k, "<absent>") != old.get(k, "<absent>"))
+    lines = [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in differing]
+    # A key the saved config lacks (or has and this one lacks) comes from another version of vmp_jax, not a choice.
+    refused = [line for k, line in zip(differing, lines) if k not in RESUMABLE_KEYS and k in old and k in new]
+    if refused:
+        raise ConfigError(f"the config differs from the one the run in {where} was trained with, in keys that change "
+                          f"the model, the data or the optimiser ({'; '.join(refused)}): rerun with the saved values "
+                          "or use a new --workdir (the run is left as it was)")
+    return lines

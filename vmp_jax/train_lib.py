@@ -226,10 +226,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
     workdir = os.path.abspath(workdir)  # orbax needs absolute paths
     is_main = jax.process_index() == 0
-    if is_main:
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    # A rerun on a workdir with checkpoints continues that run: refuse, before anything is rewritten, a config
+    # its checkpoints cannot take; the run's files are replaced only once the state is restored.
+    checkpoint_dir = os.path.join(workdir, "checkpoints")
+    previous = _previous_run(workdir) if checkpointing.has_steps(checkpoint_dir) else None
+    if previous is not None:
+        changes = config_checks.resume_changes(previous[0], config, workdir)
+        if changes and is_main:
+            print("Resuming with changed keys (they extend or observe the run): " + "; ".join(changes), flush=True)
 
     mesh = make_mesh()
     num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
@@ -240,15 +244,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     config_checks.validate_num_classes(config, data.num_classes)
     factory.validate_backbone(config.model, config.num_frames, data.frame_size)
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
-    if is_main:
-        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size, total_steps)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
     model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)
     init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, num_frames, *data.frame_size, 3)
     variables = None
-    if config.init_checkpoint:
+    if config.init_checkpoint and previous is None:  # a resumed run takes its backbone from its checkpoint
         from vmp_jax import convert  # torch-side code only when a checkpoint is given
 
         random_init = jax.jit(lambda r: factory.init_variables(model, r, input_shape))(init_rng)
@@ -265,12 +267,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     del variables
 
     train_iter = iter(data.train)
-    checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"), keep_last=config.keep_last,
-                                            keep_best=config.keep_best, best_metric="top1")
+    checkpoints = checkpointing.Checkpoints(checkpoint_dir, keep_last=config.keep_last, keep_best=config.keep_best,
+                                            best_metric="top1")
     restored_step, state, train_iter = checkpoints.restore_latest(state, train_iter)
     if restored_step is not None:
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
+    if is_main:
+        os.makedirs(workdir, exist_ok=True)
+        trained_run.write_json(os.path.join(workdir, trained_run.CONFIG),
+                               config.to_json_best_effort(indent=2, sort_keys=True))
+        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size, total_steps,
+                                   num_devices=jax.device_count())
+        trained_on = previous[1].get("num_devices") if previous is not None else None
+        if restored_step is not None and trained_on is not None and trained_on != jax.device_count():
+            print(f"Resuming on {jax.device_count()} devices a run trained on {trained_on} up to step "
+                  f"{restored_step}: the global batch is the same, the sums are split differently (last-bit "
+                  "differences from an uninterrupted run).", flush=True)
     if start_step >= total_steps:
         checkpoints.close()
         if is_main:
@@ -305,6 +318,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
               f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
               + _next_steps(workdir), flush=True)
     return state
+
+
+def _previous_run(workdir: str) -> tuple[dict, dict] | None:
+    """(saved config, saved run info) of the run in `workdir`, None when it saved no config."""
+    path = os.path.join(workdir, trained_run.CONFIG)
+    if not os.path.isfile(path):
+        return None
+    info_path = os.path.join(workdir, trained_run.RUN_INFO)
+    return (trained_run.read_json(path),
+            trained_run.read_json(info_path) if os.path.isfile(info_path) else {})
 
 
 def _next_steps(workdir: str) -> str:

@@ -36,16 +36,22 @@ class TrainedRun:
 
 
 def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int],
-                   total_steps: int | None = None, step: int | None = None) -> None:
+                   total_steps: int | None = None, step: int | None = None, num_devices: int | None = None) -> None:
     """What a reader of the run needs beyond the config: the class names and the model's input shape; for a
-    training run its length in steps, for an exported bundle the step its variables come from."""
+    training run its length in steps and device count, for an exported bundle the step its variables come from."""
     info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
-    if total_steps is not None:
-        info["total_steps"] = int(total_steps)
-    if step is not None:
-        info["step"] = int(step)
-    with open(os.path.join(workdir, RUN_INFO), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
+    for key, value in (("total_steps", total_steps), ("step", step), ("num_devices", num_devices)):
+        if value is not None:
+            info[key] = int(value)
+    write_json(os.path.join(workdir, RUN_INFO), info)
+
+
+def write_json(path: str, content: dict | str) -> None:
+    """Replaces `path` atomically (a killed writer leaves the old file or the new one, never half of one)."""
+    text = content if isinstance(content, str) else json.dumps(content, indent=2)
+    with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
 
 
 def read_json(path: str) -> dict:
