@@ -12,7 +12,8 @@ writes
                               `jax.export.deserialize(open(path, 'rb').read()).call(clips)` (jax + numpy only)
     OUT/pytorch_state_dict.pt backbones with a PyTorch converter (see `vmp_jax.models.registry`): the backbone's
                               PyTorch names (X3D: PyTorchVideo's, PySlowFast's with `shortcut_bn_always`) plus
-                              `vmp.<param>` tensors (`convert.classifier_to_torch`)
+                              `vmp.<param>` tensors, or the whole-model layout of the backbone's reference code
+                              where its converter has a `join_vmp` hook (`convert.classifier_to_torch`)
 
 After writing the artifact the export reads it back and checks that it reproduces the model's logits on random
 clips at two batch sizes (2 and 1); a mismatch raises RuntimeError. The artifact is lowered for CPU, CUDA and TPU
@@ -160,7 +161,7 @@ def export_run(workdir: str, out: str, step: int | None = None, platforms: Seque
     import torch  # pylint: disable=import-outside-toplevel  (importable: classifier_to_torch needed it)
     written["pytorch_state_dict"] = os.path.join(out, STATE_DICT)
     torch.save(state_dict, written["pytorch_state_dict"])
-    vmp = sorted(k for k in state_dict if k.startswith("vmp."))
+    vmp = sorted(k for k in state_dict if k.startswith(("vmp.", "vmps.")))  # ours, or a `join_vmp` reference's
     log(f"{shown(STATE_DICT)}: {len(state_dict)} tensors, {key_format} names"
         + (f" plus {', '.join(vmp)}" if vmp else ""))
     return written

@@ -1,0 +1,102 @@
+"""TimeSformer through the whole pipeline: the official VMPs checkpoint (made here with random weights) imported
+whole gives the reference PyTorch pipeline's logits, and a TimeSformer run trains, exports the official format
+(which loads strictly into the reference model) and predicts."""
+
+import jax
+import numpy as np
+import pytest
+
+from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict, vmps_layer
+from test_train_lib import tiny_config
+from vmp_jax import convert, export, predict, train_lib
+from vmp_jax.data import standardize
+from vmp_jax.models import factory
+
+TINY = dict(depth=2, width=64, num_heads=4, patch_size=8, image_size=32, num_frames=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fast_compile():
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
+def timesformer_config(**overrides):
+    c = tiny_config(**overrides)
+    c.model.backbone = "timesformer"
+    c.model.timesformer.update(TINY)
+    c.model.vmp.luma = "reference"  # the official layer's weights
+    return c
+
+
+def reference_pipeline(net, layer, clips):
+    """The reference's eval: uint8 clips (B, T+1, H, W, 3) standardised, the VMPs layer on (B, C, T+1, H, W), the
+    TimeSformer on the prompts."""
+    import torch  # pylint: disable=import-outside-toplevel
+    frames = torch.tensor(np.asarray(standardize(clips)).transpose(0, 4, 1, 2, 3))
+    with torch.no_grad():
+        prompts = layer(frames).numpy().transpose(0, 2, 3, 4, 1)  # back to (B, T, H, W, 3)
+    return hf_logits(net, prompts)
+
+
+def load_reference(state_dict, net, layer):
+    """`load_state_dict(strict=True)` of a whole-model state dict with the reference's names (`model.<name>`,
+    `vmps.m`, `vmps.n`) into the HF model (renamed by the test's table) and the VMPs layer."""
+    import torch  # pylint: disable=import-outside-toplevel
+    model = {from_reference(k[len("model."):]): torch.as_tensor(v) for k, v in state_dict.items()
+             if k.startswith("model.")}
+    net.load_state_dict(model, strict=True)
+    layer.load_state_dict({k[len("vmps."):]: torch.as_tensor(v) for k, v in state_dict.items()
+                           if k.startswith("vmps.")}, strict=True)
+    assert len(model) + 2 == len(state_dict)
+
+
+def test_official_vmps_checkpoint_imports_whole_and_exports_back(tmp_path):
+    torch = pytest.importorskip("torch")
+    net, layer = random_timesformer(num_classes=4, seed=11), vmps_layer(0.3, -0.2)
+    official = {f"model.{k}": torch.tensor(v) for k, v in reference_state_dict(net).items()}
+    official.update({"vmps.m": layer.m.detach().clone(), "vmps.n": layer.n.detach().clone()})
+    path = str(tmp_path / "checkpoint_epoch_00025.pyth")
+    torch.save({"epoch": 25, "model_state": official, "optimizer_state": {}}, path)
+
+    config = timesformer_config()
+    model = factory.build_model(config.model, num_classes=4)
+    init = jax.device_get(factory.init_variables(model, jax.random.key(0), (1, 5, 32, 32, 3)))
+    variables = convert.load_pretrained_backbone(init, path, "timesformer", factory.backbone_kwargs(config.model))
+    assert variables["params"]["vmp"]["m"].shape == () and np.isclose(variables["params"]["vmp"]["m"], 0.3)
+
+    clips = np.random.default_rng(0).integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8)
+    ref = reference_pipeline(net, layer, clips)
+    ours = np.asarray(export.logits_fn(model, variables)(clips))
+    assert np.abs(ref).max() > 0.1
+    assert np.abs(ours - ref).max() / np.abs(ref).max() < 1e-5
+
+    back = convert.classifier_to_torch(variables, "timesformer", factory.backbone_kwargs(config.model))
+    assert sorted(back) == sorted(official)
+    for k, v in official.items():
+        np.testing.assert_array_equal(back[k].numpy(), v.numpy(), err_msg=k)
+    load_reference(back, random_timesformer(num_classes=4, seed=12), vmps_layer(0.0, 0.0))
+
+
+def test_a_timesformer_run_trains_exports_the_official_format_and_predicts(tmp_path):
+    torch = pytest.importorskip("torch")
+    config = timesformer_config(num_train_steps=2, checkpoint_every_steps=2, **{"data.procedural.num_classes": 3})
+    workdir, out = str(tmp_path / "run"), str(tmp_path / "export")
+    state = train_lib.train_and_evaluate(config, workdir)
+    assert state.batch_stats == {}
+    written = export.export_run(workdir, out, platforms=("cpu",), log=lambda line: None)
+    state_dict = torch.load(written["pytorch_state_dict"])
+    assert state_dict["vmps.m"].shape == (1,) and "model.blocks.1.temporal_fc.weight" in state_dict
+
+    net, layer = random_timesformer(num_classes=3, seed=13), vmps_layer(0.0, 0.0)
+    load_reference(state_dict, net, layer)
+    np.testing.assert_allclose(layer.m.detach().numpy(), np.asarray(state.params["vmp"]["m"]).reshape(1))
+
+    clips = np.random.default_rng(1).integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8)
+    exported = predict.load_exported(written["jax_export"])
+    ours = np.asarray(exported.call(clips))
+    ref = reference_pipeline(net, layer, clips)
+    assert np.abs(ours - ref).max() / max(1.0, np.abs(ref).max()) < 1e-5
+    probs = predict.video_probabilities(exported, clips)
+    np.testing.assert_allclose(probs, jax.nn.softmax(ref, axis=-1).mean(0), atol=1e-5)
