@@ -13,6 +13,10 @@ first use, so that torch-side code loads only when needed), with:
                                           with `fields` (its config keys); ValueError on any mismatch
   to_torch(variables, **fields) -> {name: np.ndarray}               the inverse, in PyTorch layouts
   key_format(**fields) -> str             the key family `to_torch` writes for these fields
+and optionally, where the backbone's reference code keeps a VMP layer's params its own way:
+  split_vmp(state_dict) -> (backbone state dict, {param name: array})   a whole-model checkpoint taken apart
+  join_vmp(state_dict, vmp_params, **fields) -> state_dict              `to_torch`'s output + the layer's params
+(without them, `vmp_jax.convert.classifier` writes and reads the layer's params as `vmp.<name>`).
 Converters read state dicts already unwrapped by `vmp_jax.convert.torch_io` and use its layout helpers.
 """
 
