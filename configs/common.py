@@ -4,6 +4,8 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   seed                     one integer seeds init, dropout and the data order
   num_frames               T, the number of prompts per clip (the loader reads T+1 frames when VMP is on)
   batch_size               global train batch over all devices and processes
+  grad_accum_steps         k: each device runs its part of the batch as k micro-batches and steps once on the
+                           mean gradient (the batch's); activation memory of batch_size / k clips
   eval_batch_size          global eval batch
   num_train_steps          > 0: train this many steps; else num_epochs x (train clips // batch_size)
   vmp_lambda               weight of the temporal attention variation in the loss
@@ -27,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.seed = 0
     config.num_frames = 16
     config.batch_size = 16
+    config.grad_accum_steps = 1
     config.eval_batch_size = 16
     config.num_train_steps = 0
     config.num_epochs = 25.0

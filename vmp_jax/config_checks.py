@@ -33,6 +33,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         if value < 1 or value % num_devices:
             _fail(key, value, f"a positive multiple of the device count ({num_devices} devices, "
                               f"{num_processes} processes)")
+    accum = config.grad_accum_steps
+    if accum < 1 or config.batch_size % (num_devices * accum):
+        _fail("grad_accum_steps", accum, f">= 1 and dividing the per-device batch (batch_size={config.batch_size} "
+                                         f"over {num_devices} devices)")
     if config.num_train_steps <= 0 and config.num_epochs <= 0:
         _fail("num_train_steps", config.num_train_steps, "> 0, or config.num_epochs > 0")
     for key in ("log_every_steps", "checkpoint_every_steps"):

@@ -68,25 +68,48 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Module,
                tx: optax.GradientTransformation, vmp_lambda: float,
-               learning_rate: Callable[[jax.Array], jax.Array]) -> tuple[TrainState, dict]:
+               learning_rate: Callable[[jax.Array], jax.Array], grad_accum_steps: int = 1) -> tuple[TrainState, dict]:
     """One optimiser step on this device's part of the batch (run under shard_map over 'data').
 
     batch: {'frames': (b, T+1, H, W, 3) uint8, 'label': (b,) int32}. Returns the new state and metrics that
-    are already averaged over devices.
+    are already averaged over devices. With `grad_accum_steps` k > 1 the b clips go through the model as k
+    micro-batches of b/k in a `lax.scan` (activations of one micro-batch in memory at a time) and the step uses
+    the mean of their gradients: the gradient of the whole batch (BatchNorm normalises and updates its statistics
+    per micro-batch, as accumulation in PyTorch does). Metrics are those of the whole batch either way.
     """
     rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), lax.axis_index(AXIS))
     frames = standardize(batch["frames"])
     labels = batch["label"]
 
-    def loss_fn(params):
+    def loss_fn(params, batch_stats, frames, labels, rng):
         (logits, variation), new_vars = model.apply(
-            {"params": params, "batch_stats": state.batch_stats}, frames, train=True, mutable=["batch_stats"],
+            {"params": params, "batch_stats": batch_stats}, frames, train=True, mutable=["batch_stats"],
             rngs={"dropout": rng})
         ce = cross_entropy(logits, labels)
         loss = lax.pmean(ce + vmp_lambda * variation, AXIS)
         return loss, (ce, variation, logits, new_vars.get("batch_stats", {}))
 
-    (loss, (ce, variation, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if grad_accum_steps == 1:
+        (loss, (ce, variation, logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, frames,
+                                                                      labels, rng)
+    else:
+        k = grad_accum_steps
+        split = lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:])  # noqa: E731  (micro-batch i: rows i*b/k...)
+
+        def micro_step(carry, inputs):
+            grad_sum, batch_stats = carry
+            micro_frames, micro_labels, i = inputs
+            (loss, (ce, variation, logits, batch_stats)), grads = grad_fn(
+                state.params, batch_stats, micro_frames, micro_labels, jax.random.fold_in(rng, i))
+            return (jax.tree.map(jnp.add, grad_sum, grads), batch_stats), (loss, ce, variation, logits)
+
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        (grad_sum, batch_stats), (loss, ce, variation, logits) = lax.scan(
+            micro_step, (zeros, state.batch_stats), (split(frames), split(labels), jnp.arange(k)))
+        grads = jax.tree.map(lambda g: g / k, grad_sum)
+        loss, ce, variation = jnp.mean(loss), jnp.mean(ce), jnp.mean(variation)  # equal micro-batches: the means
+        logits = logits.reshape(-1, logits.shape[-1])
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     accuracy = jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32))
@@ -113,9 +136,10 @@ def eval_step(state: TrainState, batch: dict, *, model: nn.Module) -> jax.Array:
     return logits.astype(jnp.float32)
 
 
-def make_train_step(mesh, model, tx, vmp_lambda, learning_rate):
+def make_train_step(mesh, model, tx, vmp_lambda, learning_rate, grad_accum_steps: int = 1):
     """`train_step` over all devices of `mesh`, jitted, with the state donated."""
-    step = functools.partial(train_step, model=model, tx=tx, vmp_lambda=vmp_lambda, learning_rate=learning_rate)
+    step = functools.partial(train_step, model=model, tx=tx, vmp_lambda=vmp_lambda, learning_rate=learning_rate,
+                             grad_accum_steps=grad_accum_steps)
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
     return jax.jit(sharded, donate_argnums=(0,))
 
@@ -291,7 +315,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                   "(a larger --config.num_train_steps trains on).\n" + _next_steps(workdir), flush=True)
         return state
 
-    p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule, config.grad_accum_steps)
     p_eval_step = make_eval_step(mesh, model)
     stop = _StopFlag()
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
