@@ -75,3 +75,20 @@ def test_mpii_cooking2(tmp_path):
   _w(tmp_path / "bad.csv", "1,x,10,5,5\n")
   with pytest.raises(ValueError, match=r"bad.csv:1: end_frame"):
     splits.mpii_cooking2(str(tmp_path / "bad.csv"), str(cls), [8])
+
+
+def test_mpii_cooking2_official_split(tmp_path):
+  gt = _w(tmp_path / "gt.csv", "subject,file_name,start_frame,end_frame,activity_id\n"
+                               "8,s08-d01-cam-002,294,588,5\n8,s08-d01-cam-001,294,588,5\n"
+                               "1,s01-d02-cam-002,0,147,9\n2,s02-d03-cam-002,10,20,9\n3,s03-d04-cam-002,0,30,5\n")
+  cls = _w(tmp_path / "classes67.txt", "9 peel\n5 cut slices\n")
+  setup = tmp_path / "experimentalSetup"
+  setup.mkdir()
+  _w(setup / "sequencesTrainAttr.txt", "s01-d02 x\ns08-d01\n")
+  _w(setup / "sequencesVal.txt", "s02-d03\n")
+  _w(setup / "sequencesTest.txt", "s09-d09\n")
+  names, s = splits.mpii_cooking2_official(str(gt), str(cls), str(setup))
+  assert names == ["cut slices", "peel"]  # sorted names, not the classes file's order
+  # cam-001 and the sequence in no list (s03-d04) are left out
+  assert s == {"train": [("s08-d01-cam-002.avi", 0, 10.0, 20.0), ("s01-d02-cam-002.avi", 1, 0.0, 5.0)],
+               "val": [("s02-d03-cam-002.avi", 1, 0.34, 0.68)], "test": []}

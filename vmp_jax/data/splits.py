@@ -7,6 +7,8 @@ r"""Converters from official split/annotation files to manifests (manifest.py) p
   python -m vmp_jax.data.splits gym288 ...                                   # the same, 288 classes
   python -m vmp_jax.data.splits mpii_cooking2 --annotations=groundtruth.csv --classes=classes67.txt \
       --test_subjects=8,10,16,17,18,19,20 --out=manifests/mpii_cooking2 [--fps=29.4 --video_ext=.avi]
+  python -m vmp_jax.data.splits mpii_cooking2_official --annotations=groundtruth.csv --classes=classes67.txt \
+      --setup=experimentalSetup --out=manifests/mpii_cooking2_official   # the data set's split, cam-002, + val.csv
 
 Each writes OUT/classes.txt and OUT/{train,test}.csv with paths relative to the video folder; pass that folder
 as --video_root to prepare (or data.video_root). Every parse error names the file and line.
@@ -190,6 +192,31 @@ def mpii_cooking2(groundtruth_csv: str, classes_file: str, test_subjects: list[i
   return [keep[i] for i in ids], out
 
 
+OFFICIAL_SEQUENCE_FILES = {"train": "sequencesTrainAttr.txt", "val": "sequencesVal.txt", "test": "sequencesTest.txt"}
+OFFICIAL_CAMERA = "cam-002"
+
+
+def mpii_cooking2_official(groundtruth_csv: str, classes_file: str, setup_dir: str, fps: float = 29.4,
+                           video_ext: str = ".avi"):
+  """The split of the data set's `experimentalSetup` folder, as the seed paper's code (q1xiangchen/VMPs
+  `mpii_split.py`) uses it: sequences (first field of each line, e.g. 's08-d02') of sequences{TrainAttr,Val,Test}.txt
+  -> train/val/test, camera cam-002 only, labels = the kept classes' names sorted. Clips as `mpii_cooking2`.
+  """
+  names, rows = mpii_cooking2(groundtruth_csv, classes_file, [], fps, video_ext)
+  sequence_split = {}
+  for split_name, file_name in OFFICIAL_SEQUENCE_FILES.items():
+    path = os.path.join(setup_dir, file_name)
+    for _, line in _lines(path):
+      sequence_split[f"{line.split()[0]}-{OFFICIAL_CAMERA}"] = split_name
+  ordered = sorted(names)
+  out = {split_name: [] for split_name in OFFICIAL_SEQUENCE_FILES}
+  for video, label, start, end in rows["train"]:
+    split_name = sequence_split.get(video[:-len(video_ext)] if video_ext else video)
+    if split_name is not None:  # other cameras and sequences in no list are left out
+      out[split_name].append((video, ordered.index(names[label]), start, end))
+  return ordered, out
+
+
 def write(out_dir: str, names: list[str], splits: dict) -> dict[str, int]:
   """Write OUT/classes.txt and OUT/<split>.csv.  -> {split: number of lines}."""
   os.makedirs(out_dir, exist_ok=True)
@@ -210,9 +237,10 @@ def _define_flags(flag_values: flags.FlagValues, argv=None) -> None:
   flags.DEFINE_string("classes", "", "mpii_cooking2: 'ACTIVITY_ID NAME' lines of the kept classes.", **define)
   flags.DEFINE_list("test_subjects", [], "mpii_cooking2: subject numbers of the test split.", **define)
   flags.DEFINE_float("fps", 29.4, "mpii_cooking2: frame rate of the frame numbers in the CSV.", **define)
+  flags.DEFINE_string("setup", "", "mpii_cooking2_official: the data set's experimentalSetup folder.", **define)
 
 
-DATASETS = ("ucf101", "hmdb51", "gym99", "gym288", "mpii_cooking2")
+DATASETS = ("ucf101", "hmdb51", "gym99", "gym288", "mpii_cooking2", "mpii_cooking2_official")
 
 
 def _command(argv: list[str], f: flags.FlagValues) -> None:
@@ -225,6 +253,10 @@ def _command(argv: list[str], f: flags.FlagValues) -> None:
     names, splits = hmdb51(f.annotations, f.split)
   elif name in ("gym99", "gym288"):
     names, splits = finegym(f.annotations, int(name[3:]), f.annotation_json, f.video_ext or ".mp4")
+  elif name == "mpii_cooking2_official":
+    if not f.classes or not f.setup:
+      raise cli.UsageError("mpii_cooking2_official needs --classes and --setup")
+    names, splits = mpii_cooking2_official(f.annotations, f.classes, f.setup, f.fps, f.video_ext or ".avi")
   else:
     if not f.classes or not f.test_subjects:
       raise cli.UsageError("mpii_cooking2 needs --classes and --test_subjects")
