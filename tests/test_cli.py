@@ -14,7 +14,7 @@ from vmp_jax import cli, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.data.prepare",
-         "vmp_jax.data.splits"]
+         "vmp_jax.data.splits", "vmp_jax.convert"]
 
 
 def define_flags(flag_values, argv):
@@ -116,7 +116,8 @@ def test_help_shows_the_usage_line_and_the_tools_flags(tool):
     proc = subprocess.run([sys.executable, "-m", tool, "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert f"python -m {tool}" in proc.stdout.split("\n\n")[1], proc.stdout[:500]
-    assert f"\n{tool}:\n" in proc.stdout or f"{tool.replace('.', '/')}.py:\n" in proc.stdout, proc.stdout
+    path = tool.replace(".", "/")
+    assert any(f"{name}:\n" in proc.stdout for name in (f"\n{tool}", f"{path}.py", f"{path}/__main__.py")), proc.stdout
     assert "Traceback" not in proc.stderr
 
 

@@ -52,13 +52,21 @@ def load_reference(state_dict, net, layer):
     assert len(model) + 2 == len(state_dict)
 
 
+def official_checkpoint(path, net, layer, with_vmp=True):
+    """A checkpoint as the VMPs code saves it (PySlowFast's `model_state` of `vit_base_patch16_224`)."""
+    import torch  # pylint: disable=import-outside-toplevel
+    official = {f"model.{k}": torch.tensor(v) for k, v in reference_state_dict(net).items()}
+    if with_vmp:
+        official.update({"vmps.m": layer.m.detach().clone(), "vmps.n": layer.n.detach().clone()})
+    torch.save({"epoch": 25, "model_state": official, "optimizer_state": {}}, path)
+    return official
+
+
 def test_official_vmps_checkpoint_imports_whole_and_exports_back(tmp_path):
     torch = pytest.importorskip("torch")
     net, layer = random_timesformer(num_classes=4, seed=11), vmps_layer(0.3, -0.2)
-    official = {f"model.{k}": torch.tensor(v) for k, v in reference_state_dict(net).items()}
-    official.update({"vmps.m": layer.m.detach().clone(), "vmps.n": layer.n.detach().clone()})
     path = str(tmp_path / "checkpoint_epoch_00025.pyth")
-    torch.save({"epoch": 25, "model_state": official, "optimizer_state": {}}, path)
+    official = official_checkpoint(path, net, layer)
 
     config = timesformer_config()
     model = factory.build_model(config.model, num_classes=4)
@@ -100,3 +108,38 @@ def test_a_timesformer_run_trains_exports_the_official_format_and_predicts(tmp_p
     assert np.abs(ours - ref).max() / max(1.0, np.abs(ref).max()) < 1e-5
     probs = predict.video_probabilities(exported, clips)
     np.testing.assert_allclose(probs, jax.nn.softmax(ref, axis=-1).mean(0), atol=1e-5)
+
+
+CONVERT_FLAGS = ["--config=configs/timesformer_mpii_cooking2.py", "--platforms=cpu", "--config.num_frames=4",
+                 "--config.data.crop_size=32", "--config.model.num_classes=4", "--config.model.dtype=float32"] + [
+    f"--config.model.timesformer.{k}={v}" for k, v in TINY.items()]
+
+
+def test_the_import_command_writes_a_bundle_that_predicts_like_the_reference(tmp_path):
+    pytest.importorskip("torch")
+    from vmp_jax.convert import __main__ as convert_command  # pylint: disable=import-outside-toplevel
+    net, layer = random_timesformer(num_classes=4, seed=14), vmps_layer(-0.5, 0.4)
+    path = str(tmp_path / "vmps.pyth")
+    official_checkpoint(path, net, layer)
+    out = str(tmp_path / "bundle")
+    assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS) == 0
+    bundle = export.load_bundle(out)
+    assert bundle.class_names == ["class_0", "class_1", "class_2", "class_3"] and bundle.num_frames == 5
+    clips = np.random.default_rng(2).integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8)
+    ref = reference_pipeline(net, layer, clips)
+    for ours in (export.logits_fn(bundle.model, bundle.variables)(clips),
+                 predict.load_exported(f"{out}/{predict.EXPORTED}").call(clips)):
+        assert np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max() < 1e-5
+
+
+def test_the_import_command_refuses_what_the_checkpoint_lacks(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from vmp_jax.convert import __main__ as convert_command  # pylint: disable=import-outside-toplevel
+    path = str(tmp_path / "baseline.pyth")
+    official_checkpoint(path, random_timesformer(num_classes=4, seed=15), None, with_vmp=False)
+    out = str(tmp_path / "bundle")
+    assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS) == 2
+    assert "has no motion prompt parameters" in capsys.readouterr().err
+    assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS
+                                + ["--config.model.num_classes=3", "--config.model.use_vmp=False"]) == 2
+    assert "head does not fit" in capsys.readouterr().err

@@ -22,12 +22,13 @@ def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
 
 
 def load_pretrained_backbone(variables: Mapping[str, Any], source: str | os.PathLike | Mapping[str, Any],
-                             backbone: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+                             backbone: str, fields: Mapping[str, Any], new_head: bool = True) -> dict[str, Any]:
     """Classifier variables with `params/batch_stats['backbone']` replaced by a PyTorch checkpoint (a path, see
     `torch_io.load_torch_checkpoint`, or a state dict) of the registered `backbone` built with `fields`.
 
     The classifier's own head is kept where the checkpoint's has another shape (another number of classes): the
-    backbone's `head` parameters then keep their values in `variables` (the model's fresh initialisation).
+    backbone's `head` parameters then keep their values in `variables` (the model's fresh initialisation); with
+    `new_head=False` (importing a trained model as it is) that is a ValueError instead.
     A checkpoint of a whole VMP model (the motion prompt's params beside the backbone's, see `split_vmp`) also sets
     `params['vmp']`; everything else outside 'backbone' is untouched. ValueError names the checkpoint's entries that
     do not fit.
@@ -46,6 +47,9 @@ def load_pretrained_backbone(variables: Mapping[str, Any], source: str | os.Path
             if name in tree and _shapes(tree[name]) != _shapes(current[collection].get(name, {})):
                 tree[name] = current[collection][name]
                 kept.append(f"{collection}/{name}")
+    if kept and not new_head:
+        raise ValueError(f"{backbone} checkpoint's head does not fit the model's ({', '.join(kept)}): another number "
+                         "of classes than config.model.num_classes / the class names")
     if kept:
         logging.warning("%s checkpoint has another head than the model: %s keep the model's initialisation.",
                         backbone, ", ".join(kept))
