@@ -140,3 +140,19 @@ def test_mismatched_keys_are_listed():
     with pytest.raises(ValueError, match=r"missing keys \['blocks.1.temporal_fc.bias'\], unexpected keys "
                                          r"\['blocks.1.extra.weight'\]"):
         convert.timesformer_from_torch(sd, num_heads=4)
+
+
+def test_space_only_parity_averages_the_frames_cls_tokens_as_the_reference():
+    """HF's space-only model stops at per-frame tokens; the reference then averages them over the frames before
+    the final norm and the head (`vit.py`), done here with HF's own modules."""
+    torch = pytest.importorskip("torch")
+    net = random_timesformer(attention_type="space_only", seed=9)
+    clips = _clips()
+    with torch.no_grad():
+        out = net.timesformer(torch.tensor(clips.transpose(0, 1, 4, 2, 3)), output_hidden_states=True)
+        tokens = out.hidden_states[-1]  # (B*T, 1+N, D), before the final norm
+        cls = tokens.reshape(2, 4, *tokens.shape[1:]).mean(1)[:, 0]
+        ref = net.classifier(net.timesformer.layernorm(cls)).numpy()
+    variables = convert.timesformer_from_torch(net.state_dict(), num_heads=4)
+    assert "time_embed" not in variables["params"]
+    _assert_close(_ours(variables, clips, attention_type="space_only"), ref)
