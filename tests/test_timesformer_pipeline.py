@@ -143,3 +143,15 @@ def test_the_import_command_refuses_what_the_checkpoint_lacks(tmp_path, capsys):
     assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS
                                 + ["--config.model.num_classes=3", "--config.model.use_vmp=False"]) == 2
     assert "head does not fit" in capsys.readouterr().err
+
+
+def test_the_mpii_recipe_is_the_references_schedule_and_batch():
+    from configs import timesformer_mpii_cooking2  # pylint: disable=import-outside-toplevel
+    config = timesformer_mpii_cooking2.get_config()
+    steps_per_epoch, total = train_lib.run_length(config, num_train_examples=64 * 100)
+    schedule = train_lib.make_schedule(config, steps_per_epoch, total)
+    rates = [float(schedule(e * steps_per_epoch)) for e in (0, 10.99, 11, 14, 24.99)]
+    np.testing.assert_allclose(rates, [0.005, 0.005, 0.0005, 0.00005, 0.00005], rtol=1e-6)
+    assert total == 25 * 100
+    assert config.batch_size // config.grad_accum_steps == 8  # the reference's 8 clips per accumulation step
+    assert factory.model_num_frames(config.num_frames, config.model.use_vmp) == 9
