@@ -187,6 +187,8 @@ class TimeSformer(nn.Module):
     def __call__(self, clips, train: bool):
         b, t, h, w, _ = clips.shape
         p, d = self.patch_size, self.width
+        if h % p or w % p or h < p:
+            raise ValueError(f"clips of {h}x{w} pixels; TimeSformer(patch_size={p}) expects multiples of {p}")
         x = nn.Conv(d, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype, name="patch_embed")(
             clips.astype(self.dtype).reshape(b * t, h, w, 3))
         grid = x.shape[1:3]
