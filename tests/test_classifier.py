@@ -80,8 +80,8 @@ def test_x3d_backbone_kwargs_reach_the_backbone():
 def test_registry_errors():
     with pytest.raises(ValueError, match="'tiny_test_backbone' is already registered to TinyBackbone"):
         register_backbone("tiny_test_backbone")(X3D)
-    clf = VideoClassifier(num_classes=2, backbone="timesformer")
-    with pytest.raises(ValueError, match=r"backbone='timesformer'; expected one of \[.*'x3d'\]"):
+    clf = VideoClassifier(num_classes=2, backbone="no_such_backbone")
+    with pytest.raises(ValueError, match=r"backbone='no_such_backbone'; expected one of \[.*'x3d'\]"):
         clf.init(jax.random.key(0), _frames((1, 2, 8, 8, 3)), train=False)
 
 
