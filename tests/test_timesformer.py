@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict, vmps_layer
+from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict
 from vmp_jax import convert
 from vmp_jax.convert import timesformer as tsf_convert
 from vmp_jax.models import TimeSformer

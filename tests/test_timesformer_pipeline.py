@@ -63,7 +63,7 @@ def official_checkpoint(path, net, layer, with_vmp=True):
 
 
 def test_official_vmps_checkpoint_imports_whole_and_exports_back(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     net, layer = random_timesformer(num_classes=4, seed=11), vmps_layer(0.3, -0.2)
     path = str(tmp_path / "checkpoint_epoch_00025.pyth")
     official = official_checkpoint(path, net, layer)
