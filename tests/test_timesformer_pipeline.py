@@ -8,7 +8,7 @@ import pytest
 
 from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict, vmps_layer
 from test_train_lib import tiny_config
-from vmp_jax import convert, export, predict, train_lib
+from vmp_jax import convert, export, predict, train_lib, visualize_panels
 from vmp_jax.data import standardize
 from vmp_jax.models import factory
 
@@ -130,6 +130,8 @@ def test_the_import_command_writes_a_bundle_that_predicts_like_the_reference(tmp
     for ours in (export.logits_fn(bundle.model, bundle.variables)(clips),
                  predict.load_exported(f"{out}/{predict.EXPORTED}").call(clips)):
         assert np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max() < 1e-5
+    setting = visualize_panels.setting_from_run(out)  # what `python -m vmp_jax.visualize --workdir OUT` shows
+    assert setting.luma == "reference" and np.isclose(setting.params["m"], -0.5) and setting.num_steps == 4
 
 
 def test_the_import_command_refuses_what_the_checkpoint_lacks(tmp_path, capsys):

@@ -39,10 +39,14 @@ class Setting:
 
 
 def setting_from_run(workdir: str, step: int | None = None) -> Setting:
-    """The VMP layer of checkpoint `step` (None: the latest) of the train.py run in `workdir`."""
-    from vmp_jax import trained_run  # orbax and the model code: only needed here
+    """The VMP layer of checkpoint `step` (None: the latest) of the train.py run in `workdir`, or of the inference
+    bundle there (written by `vmp_jax.export` or `vmp_jax.convert`; `step` does not apply)."""
+    from vmp_jax import export, trained_run  # orbax and the model code: only needed here
 
-    run = trained_run.load_run(workdir, step)
+    if os.path.isdir(os.path.join(workdir, export.BUNDLE)) and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        run = export.load_bundle(workdir)
+    else:
+        run = trained_run.load_run(workdir, step)
     if not run.config.model.use_vmp:
         raise ValueError(f"{workdir} was trained without VMP (model.use_vmp=False): there are no prompts to show")
     params = {k: np.asarray(v, np.float32) for k, v in run.variables["params"]["vmp"].items()}
