@@ -87,12 +87,10 @@ def split_vmp(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 def join_vmp(state_dict: Mapping[str, np.ndarray], vmp: Mapping[str, np.ndarray],
              **fields: Any) -> dict[str, np.ndarray]:
-    """A backbone state dict written by `to_torch` and the motion prompt's params -> one state dict of the
-    reference's whole model: in the reference format the official VMPs layout (`model.<name>`, `vmps.m`/`vmps.n`
-    of shape (1,) for scalar params; a run without the layer gives `model.<name>` only, the reference's baseline),
-    in the Hugging Face format its names plus `vmp.<name>`."""
-    if key_format(**fields) == "huggingface":
-        return {**state_dict, **{f"vmp.{k}": np.asarray(v, np.float32) for k, v in vmp.items()}}
+    """A backbone state dict written by `to_torch` (reference names) and the motion prompt's params -> one state
+    dict of the reference's whole model, the official VMPs layout: `model.<name>`, and `vmps.m`/`vmps.n` of shape
+    (1,) for scalar params (a run without the layer gives `model.<name>` only, the reference's baseline)."""
+    del fields  # one layout whatever the model's fields
     out = {MODEL_PREFIX + k: v for k, v in state_dict.items()}
     for name, value in vmp.items():
         value = np.asarray(value, np.float32)
