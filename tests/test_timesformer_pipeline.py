@@ -157,3 +157,16 @@ def test_the_mpii_recipe_is_the_references_schedule_and_batch():
     assert total == 25 * 100
     assert config.batch_size // config.grad_accum_steps == 8  # the reference's 8 clips per accumulation step
     assert factory.model_num_frames(config.num_frames, config.model.use_vmp) == 9
+
+
+def test_per_pixel_motion_prompt_trains_in_front_of_a_backbone_without_batch_stats():
+    from test_train_lib import setup  # pylint: disable=import-outside-toplevel
+    config = timesformer_config(**{"model.vmp.parametrization": "per_pixel"})
+    mesh, model, tx, schedule, state, batch = setup(config, 2)
+    assert state.batch_stats == {} and state.params["vmp"]["m"].shape == (32, 32)
+    initial_m = jax.device_get(state.params["vmp"]["m"])
+    step = train_lib.make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    with jax.set_mesh(mesh):
+        new_state, metrics = step(state, train_lib.global_batch(mesh, batch), jax.random.key(1))  # state donated
+    moved = np.abs(jax.device_get(new_state.params["vmp"]["m"]) - initial_m)
+    assert new_state.batch_stats == {} and np.isfinite(float(metrics["loss"])) and (moved > 0).mean() > 0.5
