@@ -1,8 +1,8 @@
 """python -m vmp_jax.explore: the page, opened in a real headless chromium, shows the layer's numbers.
 
 The browser tests need Debian's `chromium` and `chromium-driver` (what .ci/run installs) and selenium; they skip,
-saying so, only where those are missing, and fail instead under VMP_REQUIRE_BROWSER=1 (set by .ci/run). VMP_EXPLORE_SCREENSHOT=docs/explore_bikes.png makes
-`test_bikes_page_screenshot` write the README's screenshot there.
+saying so, only where those are missing, and fail instead under VMP_REQUIRE_BROWSER=1 (set by .ci/run).
+VMP_EXPLORE_SCREENSHOT=docs/explore_bikes.png makes `test_bikes_page_screenshot` write the README's screenshot there.
 """
 import importlib.util
 import math

@@ -41,7 +41,7 @@ import numpy as np
 from absl import flags
 
 from vmp_jax import cli, motion_prompt
-from vmp_jax.visualize import _size
+from vmp_jax.visualize import _size as parse_size  # the same --size syntax as visualize
 from vmp_jax.visualize_panels import (DEFAULT_NUM_STEPS, DEFAULT_SIZE, Setting, compute_panels, read_clip,
                                       setting_from_m_n, setting_from_run)
 
@@ -176,7 +176,7 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
         raise cli.UsageError("--luma is for a page without --workdir; a run uses its own (config.model.vmp.luma)")
     if workdir is None and flag_values.step is not None:
         raise cli.UsageError("--step is for --workdir")
-    size = _size(flag_values.size)
+    size = parse_size(flag_values.size)
     check_paths(video_path, out)  # before the slow part
     if workdir is not None:
         setting = setting_from_run(workdir, flag_values.step)
