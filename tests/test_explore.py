@@ -18,7 +18,7 @@ from ml_collections import config_flags
 from test_train_lib import tiny_config
 from test_visualize import clip_path  # noqa: F401  (the shared generated video: a square moving right)
 
-from vmp_jax import explore, motion_prompt, train_lib, visualize_panels
+from vmp_jax import explore, motion_prompt, train_lib, visualize, visualize_panels
 from vmp_jax.data import transforms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -237,6 +237,37 @@ def test_errors(clip_path, tmp_path, capsys, args, message):  # noqa: F811
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not os.path.exists(tmp_path / "page.html") and not os.path.exists(tmp_path / "page.png")
+
+
+@pytest.mark.parametrize("args", [["missing.mp4"], ["NOT_A_VIDEO"], ["VIDEO", "--num_frames", "12"],
+                                  ["VIDEO", "--start", "9"]])
+def test_input_errors_are_visualizes(clip_path, tmp_path, capsys, args):  # noqa: F811
+    """The same video, the same sampling flags: the same one-line error as python -m vmp_jax.visualize."""
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    args = [{"VIDEO": clip_path, "NOT_A_VIDEO": str(text)}.get(a, a) for a in args]
+    assert explore.main([*args, "--out", str(tmp_path / "page.html")]) == 2
+    explore_error = capsys.readouterr().err
+    assert visualize.main([*args, "--m", "0", "--n", "0", "--out", str(tmp_path / "grid.png")]) == 2
+    assert capsys.readouterr().err == explore_error
+
+
+def test_luma_and_learned_values(clip_path, tmp_path):  # noqa: F811
+    data = explore.explore(clip_path, str(tmp_path / "page.html"), visualize_panels.setting_from_m_n(0, 0, "reference"),
+                           init=explore.DEFAULT_INIT, num_steps=2, size=(16, 16))
+    x = transforms.standardize(data["frames"])[None]
+    d = motion_prompt.frame_differences(motion_prompt.luma(x, motion_prompt.LUMA_WEIGHTS["reference"]))[0]
+    np.testing.assert_array_equal(data["D"], d)
+    assert not np.array_equal(d, motion_prompt.frame_differences(motion_prompt.luma(x))[0])
+    # A per-pixel run is marked by its mean coefficients and parameters.
+    maps = {"m": np.array([[0.1, 2.0]], np.float32), "n": np.array([[-0.2, 0.4]], np.float32)}
+    learned = explore.learned_values(maps, "sigmoid", "run x, step 6")
+    slopes, shifts = motion_prompt.slope_and_shift(maps["m"], maps["n"])
+    assert learned["coefficients"] == pytest.approx({"slope_a": float(np.mean(slopes)),
+                                                     "shift_b": float(np.mean(shifts))}, rel=1e-6)
+    assert learned["params"] == pytest.approx({"m": 1.05, "n": 0.1}) and learned["per_pixel"]
+    scalar = explore.learned_values({"log_eta": np.float32(np.log(16.6))}, "maxexp")
+    assert scalar["coefficients"] == pytest.approx({"eta": 16.6}, rel=1e-6) and not scalar["per_pixel"]
 
 
 def test_bikes_page_screenshot(browser, tmp_path):
