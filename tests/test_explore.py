@@ -178,6 +178,12 @@ def test_slope_and_shift_set_directly(browser, page):
     magma = {tuple(c): i for i, c in enumerate(explore.colormap_lut("magma"))}
     shown = np.array([[magma[tuple(p)] for p in row] for row in canvas_pixels(browser, "attention")[..., :3]])
     np.testing.assert_allclose(shown / 255, att[0], atol=1 / 255)
+    # The range sliders move the same state.
+    set_input(browser, "m-range", "0.7")
+    set_input(browser, "n-range", "-0.3")
+    a, b = motion_prompt.slope_and_shift(0.7, -0.3)
+    assert (data_value(browser, "a"), data_value(browser, "b")) == pytest.approx((float(a), float(b)), rel=1e-6)
+    assert browser.find_element("id", "m").get_attribute("value") == "0.7"
     # The reference's N(0, 1): the band of A(D) of its draws covers slopes from ~10 to ~40 and shifts of both signs.
     browser.find_element("id", "reference").click()
     vmp = parse_training_flags(browser.find_element("id", "flags").get_attribute("value"))
