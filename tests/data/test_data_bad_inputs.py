@@ -74,7 +74,8 @@ def _train_py(workdir, train_manifest, eval_manifest, videos, *extra_flags):
            f"--config.data.video_root={videos}", "--config.data.on_bad_input=skip", "--config.data.sampling_rate=1",
            "--config.data.train_scale=(40, 40)", "--config.data.crop_size=32", "--config.data.eval_short_side=40",
            "--config.data.eval_num_clips=1", "--config.data.eval_num_crops=1", *extra_flags]
-  env = dict(os.environ, JAX_NUM_CPU_DEVICES="1", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES="1", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1",
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "vmp_jax_test_jax_cache"))
   proc = subprocess.Popen([sys.executable, "train.py", "--workdir", str(workdir), *flags], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -104,7 +105,10 @@ def test_train_py_on_an_unreadable_train_split_stops_naming_the_manifest(videos,
   train = _unreadable_manifest(videos, tmp_path / "train.csv")
   (tmp_path / "test.csv").write_text(f"{videos}/grey.mp4,0\n")
   proc, lines = _train_py(tmp_path / "run", train, tmp_path / "test.csv", videos)
-  assert proc.wait(timeout=60) != 0
+  try:
+    assert proc.wait(timeout=60) != 0
+  finally:
+    proc.kill()
   out = "".join(iter(lines.get, None))
   assert f"no item of ManifestSource({train}: 4 videos) could be read" in out
 
@@ -113,14 +117,17 @@ def test_train_py_on_an_unreadable_train_split_stops_naming_the_manifest(videos,
 def test_sigterm_while_waiting_for_data_stops_at_once(videos, tmp_path, num_workers):
   junk = tmp_path / "junk.mp4"  # random bytes: every demuxer probes it before it fails, ~0.1 s a try
   junk.write_bytes(np.random.default_rng(0).integers(0, 256, 2_000_000, dtype=np.uint8).tobytes())
-  (tmp_path / "train.csv").write_text(f"{junk},0\n" * 500)  # a slow stream: minutes before all were tried
+  (tmp_path / "train.csv").write_text(f"{junk},0\n" * 500)  # a slow stream: ~a minute to try them all
   (tmp_path / "test.csv").write_text(f"{videos}/grey.mp4,0\n")
   proc, lines = _train_py(tmp_path / "run", tmp_path / "train.csv", tmp_path / "test.csv", videos,
                           "--config.data.read_threads=1", f"--config.data.num_workers={num_workers}")
-  _read_until(lines, proc, "skipping", timeout=120)  # the trainer now waits for its first batch
-  proc.send_signal(signal.SIGTERM)
-  signalled = time.monotonic()
-  out = _read_until(lines, proc, "Stopped by signal 15 at step 0; no step since the start, nothing saved", 20)
-  assert proc.wait(timeout=20) == 0
-  assert time.monotonic() - signalled < 5, out
+  try:
+    _read_until(lines, proc, "skipping", timeout=120)  # the trainer now waits for its first batch
+    proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    out = _read_until(lines, proc, "Stopped by signal 15 at step 0; no step since the start, nothing saved", 20)
+    assert proc.wait(timeout=20) == 0
+    assert time.monotonic() - signalled < 5, out
+  finally:
+    proc.kill()
   assert not os.path.exists(tmp_path / "run" / "checkpoints" / "0")
