@@ -45,7 +45,8 @@ def test_all_unreadable_train_split_raises_naming_the_manifest(videos, tmp_path,
 
 def test_mostly_unreadable_train_split_still_trains(videos, tmp_path):
   train = tmp_path / "train.csv"
-  train.write_text(open(_unreadable_manifest(videos, tmp_path / "bad.csv")).read() * 3 + f"{videos}/xy.mkv,1\n")
+  _unreadable_manifest(videos, tmp_path / "bad.csv")
+  train.write_text((tmp_path / "bad.csv").read_text() * 3 + f"{videos}/xy.mkv,1\n")  # 1 readable of 13
   (tmp_path / "test.csv").write_text(f"{videos}/grey.mp4,0\n")
   s = data.make_datasets(_config(videos, str(train), str(tmp_path / "test.csv")), num_frames=3, global_batch_size=2,
                          eval_batch_size=2, seed=0)

@@ -92,14 +92,14 @@ def count_decodable(path: str, *, start_sec: float = 0.0, end_sec: float | None 
     expected = sampling.window_frames(info.num_frames, info.fps, start_sec, end_sec)
     stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if start_sec > 0:
-      container.seek(int(math.floor((stream_start + start_sec) / stream.time_base)), stream=stream, backward=True,
+      container.seek(math.floor((stream_start + start_sec) / stream.time_base), stream=stream, backward=True,
                      any_frame=False)
     seen = set()
     try:
       for frame in container.decode(stream):
         if frame.pts is None:
           continue
-        index = int(round((float(frame.pts * stream.time_base) - stream_start - start_sec) * info.fps))
+        index = round((float(frame.pts * stream.time_base) - stream_start - start_sec) * info.fps)
         if index >= expected:
           break
         if index >= 0:
