@@ -52,3 +52,6 @@ def test_command_line_exit_status_and_summary(videos, tmp_path):
   assert bad.returncode == 1
   assert bad.stdout.splitlines()[0].startswith(f"{tmp_path / 'bad.csv'}:1: ")
   assert bad.stdout.splitlines()[-1] == "checked 3 videos in 2 manifest(s): 1 problem(s)"
+  missing = run(str(tmp_path / "nope.csv"))  # a user error: one line, status 2
+  assert missing.returncode == 2
+  assert missing.stderr.strip().endswith(f"manifest file not found: {tmp_path / 'nope.csv'}")

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import sys
+from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
+from vmp_jax import cli
 from vmp_jax.data import manifest as manifest_lib
 from vmp_jax.data import video
 
-_CLASS_NAMES = flags.DEFINE_string("class_names", None, "Class-names file of the manifests (one per line).",
-                                   required=True)
-_VIDEO_ROOT = flags.DEFINE_string("video_root", "", "Prefix of relative manifest paths ('' = manifest's folder).")
-_NUM_THREADS = flags.DEFINE_integer("num_threads", os.cpu_count() or 1, "Videos decoded at once.")
+
+def _define_flags(flag_values: flags.FlagValues, argv=None) -> None:
+  define = dict(flag_values=flag_values)
+  flags.DEFINE_string("class_names", None, "Class-names file of the manifests (one per line).", required=True,
+                      **define)
+  flags.DEFINE_string("video_root", "", "Prefix of relative manifest paths ('' = manifest's folder).", **define)
+  flags.DEFINE_integer("num_threads", os.cpu_count() or 1, "Videos decoded at once.", **define)
 
 
 def check_record(record: manifest_lib.VideoRecord) -> str | None:
@@ -48,16 +52,22 @@ def check_manifests(paths: list[str], class_names: list[str], *, video_root: str
   return len(records), problems
 
 
-def main(argv):
+def _command(argv: list[str], flag_values: flags.FlagValues) -> int:
   if len(argv) < 2:
-    raise app.UsageError("expected one or more manifest files")
-  names = manifest_lib.read_class_names(_CLASS_NAMES.value)
-  count, problems = check_manifests(argv[1:], names, video_root=_VIDEO_ROOT.value, num_threads=_NUM_THREADS.value)
+    raise cli.UsageError("expected one or more manifest files after the flags")
+  names = manifest_lib.read_class_names(flag_values.class_names)
+  count, problems = check_manifests(argv[1:], names, video_root=flag_values.video_root,
+                                    num_threads=flag_values.num_threads)
   for p in problems:
-    print(p)
-  print(f"checked {count} videos in {len(argv) - 1} manifest(s): {len(problems)} problem(s)")
-  sys.exit(1 if problems else 0)
+    cli.say(p)
+  cli.say(f"checked {count} videos in {len(argv) - 1} manifest(s): {len(problems)} problem(s)")
+  return 1 if problems else 0
+
+
+def main(argv: Sequence[str]) -> int:
+  """`python -m vmp_jax.data.check_videos ARGV...` in this process; returns the exit status (1: problems found)."""
+  return cli.call(_command, _define_flags, argv, prog="python -m vmp_jax.data.check_videos")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(_command, _define_flags)
