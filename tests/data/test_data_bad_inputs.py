@@ -107,11 +107,13 @@ def test_train_py_on_an_unreadable_train_split_stops_naming_the_manifest(videos,
   (tmp_path / "test.csv").write_text(f"{videos}/grey.mp4,0\n")
   proc, lines = _train_py(tmp_path / "run", train, tmp_path / "test.csv", videos)
   try:
-    assert proc.wait(timeout=60) != 0
+    status = proc.wait(timeout=60)
   finally:
     proc.kill()
   out = "".join(iter(lines.get, None))
-  assert f"no item of ManifestSource({train}: 4 videos) could be read" in out
+  assert status == 2, out[-3000:]  # a user error: one line, no traceback
+  assert f"error: train data: no item of ManifestSource({train}: 4 videos) could be read" in out
+  assert "Traceback" not in out
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
