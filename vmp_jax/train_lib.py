@@ -235,9 +235,11 @@ class _InterruptibleIterator:
                 self.stop.waiting = False
         except StopRequested:
             self._position = position
-            threading.Thread(target=self.iterator.close, daemon=True).start()  # drops the read-ahead
             for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
                 worker.terminate()                            # up to 25 s for each to finish it
+            closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
+            closing.start()
+            closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
             raise
 
     def get_state(self):
