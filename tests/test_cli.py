@@ -14,7 +14,7 @@ from vmp_jax import cli, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.explore",
-         "vmp_jax.data.prepare", "vmp_jax.data.splits"]
+         "vmp_jax.data.prepare", "vmp_jax.data.splits", "vmp_jax.data.check_videos"]
 
 
 def define_flags(flag_values, argv):
