@@ -13,8 +13,8 @@ from ml_collections import config_flags
 from vmp_jax import cli, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.data.prepare",
-         "vmp_jax.data.splits", "vmp_jax.convert"]
+TOOLS = ["vmp_jax.ablate", "vmp_jax.export", "vmp_jax.predict", "vmp_jax.visualize", "vmp_jax.explore",
+         "vmp_jax.data.prepare", "vmp_jax.data.splits", "vmp_jax.data.check_videos", "vmp_jax.convert"]
 
 
 def define_flags(flag_values, argv):

@@ -20,7 +20,7 @@ import re
 import sys
 from typing import Callable, NoReturn, Sequence
 
-from absl import flags
+from absl import flags, logging
 
 # Exit status of a run stopped by a user error (the usual status of a command-line misuse).
 USAGE_STATUS = 2
@@ -174,10 +174,14 @@ def run(command: Command, define_flags: DefineFlags | None = None) -> NoReturn:
 
     def parse_or_exit(argv: list[str]) -> list[str]:
         try:
-            return parse(flags.FLAGS, argv, define_flags)
+            positional = parse(flags.FLAGS, argv, define_flags)
         except UsageError as e:
             error(f"{e} (see --help)")
             sys.exit(USAGE_STATUS)
+        if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+            # JAX, orbax and grain log at INFO (backends probed, every file written); --verbosity=0 shows it.
+            logging.set_verbosity(logging.WARNING)
+        return positional
 
     app.run(lambda argv: _report(command, argv, flags.FLAGS), flags_parser=parse_or_exit)
     raise AssertionError("absl.app.run returned")  # it always exits

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import multiprocessing
 import os
 import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -199,16 +201,73 @@ class NonFiniteError(cli.RunStopped, FloatingPointError):
     """Training produced a non-finite loss or parameters; the run stopped with its last good checkpoint kept."""
 
 
+class StopRequested(BaseException):
+    """A stop signal arrived while the loop waited for its next batch (raised in `_InterruptibleIterator.__next__`).
+
+    A BaseException, like KeyboardInterrupt: the signal handler raises it inside data-loading code, whose
+    `except Exception` clauses must not swallow it.
+    """
+
+
 @dataclasses.dataclass
 class _StopFlag:
-    """Set by SIGTERM/SIGINT; the loop saves a checkpoint and returns at the next step boundary."""
+    """Set by SIGTERM/SIGINT; the loop saves a checkpoint and returns at the next step boundary.
+
+    While `waiting` (the loop blocked on its next batch: slow storage, a split of unreadable files) a signal also
+    raises StopRequested there, so the run stops at once instead of after the batch (see `_InterruptibleIterator`).
+    """
 
     signum: int | None = None
     source: int | None = None  # the process whose signal stopped this one, when it received none itself
+    waiting: bool = False
 
     def __call__(self, signum, frame):
         del frame
         self.signum = signum
+        if self.waiting:
+            self.waiting = False
+            raise StopRequested(signum)
+
+
+class _InterruptibleIterator:
+    """The train iterator, whose `next` a stop signal interrupts on a single process (with several, every process
+    stops at the same step boundary instead: one leaving a step's collectives would hang the others).
+
+    An interrupted `next` may have consumed part of a batch, so `get_state` then gives the position before it,
+    and the live iterator is closed, its worker processes terminated, and not used again: the run saves that
+    position and exits.
+    """
+
+    def __init__(self, iterator, stop: _StopFlag):
+        self.iterator, self.stop = iterator, stop
+        self._position = None  # set once interrupted
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if jax.process_count() > 1:
+            return next(self.iterator)
+        position = self.iterator.get_state()
+        try:
+            self.stop.waiting = True
+            try:
+                if self.stop.signum is not None:
+                    raise StopRequested(self.stop.signum)
+                return next(self.iterator)
+            finally:
+                self.stop.waiting = False
+        except StopRequested:
+            self._position = position
+            for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
+                worker.terminate()                            # up to 25 s for each to finish it
+            closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
+            closing.start()
+            closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
+            raise
+
+    def get_state(self):
+        return self.iterator.get_state() if self._position is None else self._position
 
 
 def run_length(config: ml_collections.ConfigDict, num_train_examples: int) -> tuple[int, int]:
@@ -318,6 +377,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule, config.grad_accum_steps)
     p_eval_step = make_eval_step(mesh, model)
     stop = _StopFlag()
+    batches = _InterruptibleIterator(train_iter, stop)
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     writer = MetricWriter(workdir, total_steps, start_step, enabled=is_main, progress_bar=config.progress_bar)
     if restored_step is not None:
@@ -326,9 +386,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         state = train_loop(
             state, start_step, cadence,
-            train_step=lambda s: p_train_step(s, global_batch(mesh, next(train_iter)), step_rng),
+            train_step=lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
             evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
-            save=lambda step, s, metrics=None: checkpoints.save(step, s, train_iter, metrics=metrics),
+            save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
     finally:
         checkpoints.close()
@@ -366,7 +426,8 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
                checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
                batch_size: int) -> TrainState:
     """Steps from `start_step` to `cadence.total_steps`: `train_step` (next batch included), metrics, `evaluate`
-    and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary."""
+    and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary, or
+    at once if it comes while `train_step` waits for data (StopRequested: that step does not run)."""
     pending = None  # (step, metrics) of the step in flight: checked for NaN one step later, without a stall
     window_start, window_steps = time.perf_counter(), 0
     step = start_step
@@ -383,8 +444,23 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
         raise NonFiniteError(f"{what} at step {at_step}; training stopped and {kept}. Rerunning the same command "
                              "stops the same way: lower config.schedule.base_lr or set config.optimizer.clip_grad_norm")
 
+    def stop_here():
+        saved = "checkpoint saved"
+        if step == start_step:  # no step finished in this run: its checkpoint (or a fresh start) is this state
+            saved = "no step since the start, nothing saved"
+        elif checkpoints.latest_step() != step:
+            check_finite(*pending)
+            save(step, state)
+        checkpoints.wait()
+        writer.message(f"Stopped by {_signal_text(stop)} at step {step}; {saved}. Rerun the same command to resume.")
+        logging.warning("Stopped by %s at step %d", _signal_text(stop), step)
+        return state
+
     while step < cadence.total_steps:
-        state, metrics = train_step(state)
+        try:
+            state, metrics = train_step(state)
+        except StopRequested:  # signalled while waiting for the batch: this step did not run
+            return stop_here()
         if pending is not None:
             check_finite(*pending)
         step += 1
@@ -411,14 +487,7 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
             save(step, state)
 
         if _should_stop(stop):
-            if checkpoints.latest_step() != step:
-                check_finite(*pending)
-                save(step, state)
-            checkpoints.wait()
-            writer.message(f"Stopped by {_signal_text(stop)} at step {step}; checkpoint saved. "
-                           "Rerun the same command to resume.")
-            logging.warning("Stopped by %s at step %d", _signal_text(stop), step)
-            return state
+            return stop_here()
     if pending is not None:
         check_finite(*pending)
     checkpoints.wait()

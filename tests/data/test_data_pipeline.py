@@ -115,3 +115,16 @@ def test_multiprocess_prefetch_resumes_exactly():
   fresh.set_state(state)
   for e in expected:
     np.testing.assert_array_equal(np.array(next(fresh)["frames"]), e)
+
+
+def test_train_split_with_no_readable_item_raises_instead_of_looping():
+  skip_all = lambda item, rng: None
+  ds = pipeline.train_dataset(_Indexed(7), batch_size=2, seed=0, transform=skip_all)
+  with pytest.raises(pipeline.UnreadableSplitError, match=r"all 7 items were tried"):
+    next(iter(ds))
+
+
+def test_one_readable_item_among_many_bad_keeps_training():
+  only_5 = lambda item, rng: item if int(item["frames"][0, 0, 0, 0]) == 5 else None
+  batches = pipeline.take(pipeline.train_dataset(_Indexed(40), batch_size=2, seed=0, transform=only_5), 4)
+  assert set(sum((_ids(b) for b in batches), [])) == {5}  # 8 epochs of 39 bad items each, no false alarm

@@ -98,3 +98,9 @@ def test_prepare_summary_says_how_many_problems_it_leaves_out():
   assert lines[-1] == "    ... and 3 more"
   builder.problems = builder.problems[:10]
   assert prepare.summary(builder).splitlines()[-1] == "    train.csv:10: bad"
+
+
+def test_prepare_finds_a_file_truncated_after_its_header(videos):
+  # prepare decodes every frame, so it stops at (or with 'skip' lists) what check_videos reports, up front.
+  with pytest.raises(video.VideoError, match="truncated or corrupt: frames \\[6, 7"):
+    tb.decode_whole_video(str(videos / "truncated.mkv"), start_sec=0.0, end_sec=None, target_fps=0.0, short_side=40)

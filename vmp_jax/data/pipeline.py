@@ -4,6 +4,7 @@ A source has `__len__` and `__getitem__(i) -> dict`. A transform is `transform(i
 (decode/augment; `rng` is a numpy Generator seeded by (seed, global element index), so every element is
 reproducible and a resumed iterator sees the same augmentation). A transform returns None for an item it skipped
 under the skip policy; training drops it (and logs the count per epoch), evaluation keeps its slot with mask=False.
+A split none of whose items can be read raises `UnreadableSplitError` instead of skipping forever.
 
 Frames stay uint8; the trainer applies `transforms.standardize` on device.
 """
@@ -22,6 +23,23 @@ Transform = Callable[[dict, np.random.Generator], "dict | None"]
 _TRAIN_KEYS = ("frames", "label")
 _EVAL_KEYS = ("frames", "label", "video_index")
 _READ_AHEAD = 1024
+
+
+class UnreadableSplitError(ValueError):
+  """Every item of a split was skipped: there is nothing to train or evaluate on; the message names the source."""
+
+
+class _Numbered:
+  """source[i] -> (i, source[i]): the training map learns which item it got after the shuffle."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index: int) -> tuple[int, Any]:
+    return int(index), self.source[index]
 
 
 def _check_shard(shard_index: int, shard_count: int, num_items: int) -> None:
@@ -51,12 +69,20 @@ class _TrainMap:
   grain calls this from several read-ahead threads, out of order, so counts are kept per epoch under a lock and
   an epoch is logged once all its items were seen here (or, in a worker that sees only part of each epoch, once
   the stream is _READ_AHEAD items past its end, beyond any read-ahead).
+  Until one item transforms, the distinct source items skipped here are kept: once they are all `epoch_len` of
+  them, no item of the split is readable and this raises `UnreadableSplitError` (naming `source_name`) instead
+  of skipping forever. A split with any readable item never gets there, however many of its items are bad; a
+  worker that sees part of each epoch gets there after a few epochs (each reshuffles which items it sees).
+  The counts live in each process (and grain worker) and restart with it; they are not part of the iterator state.
   """
 
-  def __init__(self, transform: Transform | None, seed: int, epoch_len: int):
-    self.transform, self.seed, self.epoch_len = transform, seed, epoch_len
+  def __init__(self, transform: Transform | None, seed: int, epoch_len: int, source_name: str = "train source"):
+    self.transform, self.seed, self.epoch_len, self.source_name = transform, seed, epoch_len, source_name
     self._seen: dict[int, int] = collections.Counter()
     self._skipped: dict[int, int] = collections.Counter()
+    self._any_read = False
+    self._unread: set[int] = set()  # distinct source items skipped while none was read
+    self._attempts = 0
     self._lock = threading.Lock()
 
   def __getstate__(self):  # picklable for mp_prefetch workers (locks are not)
@@ -65,9 +91,25 @@ class _TrainMap:
   def __setstate__(self, state):
     self.__dict__.update(state, _lock=threading.Lock())
 
-  def _count(self, index: int, skipped: bool) -> None:
+  def _check_readable(self, source_index: int, skipped: bool) -> None:
+    if self._any_read:
+      return
+    if not skipped:
+      self._any_read, self._unread = True, set()
+      return
+    self._attempts += 1
+    self._unread.add(source_index)
+    if len(self._unread) == self.epoch_len:
+      stats = dict(getattr(self.transform, "stats", {}))
+      raise UnreadableSplitError(
+          f"train data: no item of {self.source_name} could be read: all {self.epoch_len} items were tried and "
+          f"skipped ({self._attempts} attempts in this process, none readable; counts: {stats}). Fix or replace "
+          "the files it lists (`python -m vmp_jax.data.check_videos` finds the bad ones).")
+
+  def _count(self, index: int, source_index: int, skipped: bool) -> None:
     epoch = index // self.epoch_len
     with self._lock:
+      self._check_readable(source_index, skipped)
       self._seen[epoch] += 1
       self._skipped[epoch] += skipped
       done = [e for e in self._seen
@@ -79,10 +121,11 @@ class _TrainMap:
           logging.warning("train data: epoch %d: %d of %d items seen in this process skipped; counts so far: %s",
                           e, n_skipped, seen, stats)
 
-  def __call__(self, index: int, item: dict) -> dict | None:
+  def __call__(self, index: int, numbered: tuple[int, dict]) -> dict | None:
+    source_index, item = numbered
     if self.transform is not None:
       item = self.transform(item, np.random.default_rng([self.seed, index]))
-    self._count(index, item is None)
+    self._count(index, source_index, item is None)
     return None if item is None else _select(item, _TRAIN_KEYS)
 
 
@@ -106,8 +149,8 @@ def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | 
   if len(source) // shard_count < batch_size:
     raise ValueError(f"{len(source)} items over {shard_count} processes are fewer than batch_size={batch_size} "
                      "per process")
-  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
-  ds = ds.map_with_index(_TrainMap(transform, seed, len(source)))[shard_index::shard_count]
+  ds = grain.MapDataset.source(_Numbered(source)).seed(seed).shuffle().repeat()
+  ds = ds.map_with_index(_TrainMap(transform, seed, len(source), repr(source)))[shard_index::shard_count]
   read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=read_buffer_size)
   it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=True)
   if num_workers > 0:
@@ -167,7 +210,7 @@ def _template(source, transform: Transform | None, seed: int) -> dict:
     if item is not None:
       item = _select(item, _EVAL_KEYS)
       return {k: np.zeros_like(v) for k, v in item.items()} | {"video_index": np.int32(-1), "label": np.int32(-1)}
-  raise ValueError(f"eval source {source!r}: no item could be read (all {len(source)} skipped)")
+  raise UnreadableSplitError(f"eval source {source!r}: no item could be read (all {len(source)} skipped)")
 
 
 def eval_dataset(source, *, batch_size: int, transform: Transform | None = None, shard_index: int = 0,

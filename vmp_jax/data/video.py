@@ -13,6 +13,8 @@ import os
 import av
 import numpy as np
 
+from vmp_jax.data import sampling
+
 # The container's frame count can be a frame or two off the decodable frames (edit lists, B-frame tails); a
 # shortfall up to this many frames reuses the last decoded frame, a larger one means the file is truncated.
 _TAIL_TOLERANCE = 2
@@ -72,6 +74,52 @@ def probe(path: str) -> VideoInfo:
       return _info(container, container.streams.video[0])
     except VideoError as e:
       raise VideoError(f"{path}: {e}") from e
+
+
+def count_decodable(path: str, *, start_sec: float = 0.0, end_sec: float | None = None) -> tuple[int, int]:
+  """(frames the header promises in [start_sec, end_sec), frames of them that decode), decoding every one.
+
+  Slow (a full decode), for checking files up front: a file truncated after its header opens and decodes its
+  first frames, so `read_frames` fails only once a clip reaches the missing part.
+  """
+  with _open(path) as container:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+      info = _info(container, stream)
+    except VideoError as e:
+      raise VideoError(f"{path}: {e}") from e
+    expected = sampling.window_frames(info.num_frames, info.fps, start_sec, end_sec)
+    stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    if start_sec > 0:
+      container.seek(math.floor((stream_start + start_sec) / stream.time_base), stream=stream, backward=True,
+                     any_frame=False)
+    seen = set()
+    try:
+      for frame in container.decode(stream):
+        if frame.pts is None:
+          continue
+        index = round((float(frame.pts * stream.time_base) - stream_start - start_sec) * info.fps)
+        if index >= expected:
+          break
+        if index >= 0:
+          seen.add(index)
+    except av.error.FFmpegError as e:
+      raise VideoError(f"{path}: corrupt video data after {len(seen)} of {expected} frames "
+                       f"({type(e).__name__}: {e})") from e
+  return expected, len(seen)
+
+
+def check_decodes(path: str, *, start_sec: float = 0.0, end_sec: float | None = None) -> int:
+  """Decodes the whole window; raises VideoError unless (almost) every frame the header promises decodes.
+
+  -> the number of frames that decode. FileNotFoundError for a missing file.
+  """
+  expected, decoded = count_decodable(path, start_sec=start_sec, end_sec=end_sec)
+  if decoded < expected - _TAIL_TOLERANCE or decoded == 0:
+    raise VideoError(f"{path}: truncated or corrupt: {decoded} of the {expected} frames its header promises "
+                     f"decode" + (f" in [{start_sec}, {end_sec}] s" if start_sec or end_sec else ""))
+  return decoded
 
 
 def _decode(container, stream, wanted: np.ndarray, first_time: float, seek: bool) -> dict[int, np.ndarray]:

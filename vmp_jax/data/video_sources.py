@@ -21,8 +21,8 @@ from vmp_jax.data import sampling, transforms, video
 class ManifestSource:
   """Random-access records of a manifest.  item: {'path', 'label', 'start_sec', 'end_sec', 'where', 'video_index'}."""
 
-  def __init__(self, records: list[manifest_lib.VideoRecord]):
-    self.records = list(records)
+  def __init__(self, records: list[manifest_lib.VideoRecord], name: str = ""):
+    self.records, self.name = list(records), name  # name: the manifest file, for messages
 
   def __len__(self) -> int:
     return len(self.records)
@@ -33,7 +33,7 @@ class ManifestSource:
             "end_sec": -1.0 if r.end_sec is None else r.end_sec, "where": r.where, "video_index": int(index)}
 
   def __repr__(self) -> str:
-    return f"ManifestSource({len(self)} videos)"
+    return f"ManifestSource({self.name + ': ' if self.name else ''}{len(self)} videos)"
 
 
 class MultiViewSource:
@@ -182,7 +182,7 @@ def manifest_sources(train_manifest: str, eval_manifest: str, class_names: str, 
   """(train source, eval source, class names) of two manifests and their class-names file (manifest.py)."""
   names = manifest_lib.read_class_names(class_names)
   train, evaluation = (ManifestSource(manifest_lib.read_manifest(path, names, video_root=video_root,
-                                                                 on_bad_input=on_bad_input)[0])
+                                                                 on_bad_input=on_bad_input)[0], name=path)
                        for path in (train_manifest, eval_manifest))
   return train, evaluation, names
 
