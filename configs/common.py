@@ -15,7 +15,9 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
                            'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
-  init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
+  init_checkpoint          PyTorch checkpoint (.pyth/.pt/...) of the backbone to initialise it from (X3D: PyTorchVideo/
+                           PySlowFast; TimeSformer: the reference's, Hugging Face's or ImageNet ViT; a whole VMP
+                           model's checkpoint also sets the motion prompt's params)
 """
 
 import ml_collections
