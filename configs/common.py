@@ -11,6 +11,8 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   model.backbone_module    import path of a module registering a backbone outside vmp_jax ('' = none)
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
+  model.bn_sync            BatchNorm statistics over 'global' (every device), 'host' (each process's devices: no
+                           all-reduce across hosts) or 'none' (each device's own clips)
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
                            'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
   init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
@@ -48,6 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.backbone_module = ""  # a module outside vmp_jax to import first: it registers model.backbone
     config.model.num_classes = 0
     config.model.dtype = "float32"
+    config.model.bn_sync = "global"
     config.model.use_vmp = True
     config.model.vmp = ml_collections.ConfigDict(dict(
         luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0,

@@ -54,6 +54,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         if model.vmp.pn_init_value < 0 or model.vmp.pn_init_log_std < 0:
             key = "pn_init_value" if model.vmp.pn_init_value < 0 else "pn_init_log_std"
             _fail(f"model.vmp.{key}", model.vmp[key], ">= 0 (pn_init_value 0 = the PN's default coefficient)")
+    if model.bn_sync not in factory.BN_SYNC:
+        _fail("model.bn_sync", model.bn_sync, f"one of {factory.BN_SYNC}")
     if model.dtype not in ("float32", "bfloat16", "float16"):
         _fail("model.dtype", model.dtype, "'float32', 'bfloat16' or 'float16'")
     if config.optimizer.name not in optim.OPTIMIZERS:

@@ -1,10 +1,12 @@
 """Training and evaluation of VMP + backbone: the train state, the per-device steps, and the loop.
 
-The steps are written per device and wrapped with `jax.shard_map` over a 1-D mesh with axis 'data' (the
-successor of the pmap programming model): the batch is split over devices, parameters are replicated.
+The steps are written per device and wrapped with `jax.shard_map` over a mesh of processes x local devices, axes
+('hosts', 'data') (the successor of the pmap programming model): the batch is split over both, i.e. over every
+device, and parameters are replicated.
 Inside `shard_map`, the gradient of a replicated parameter is already summed over the axis, so the step
 differentiates the `pmean`-ed loss instead of `pmean`-ing the gradients (which would scale them by the device
-count). BatchNorm statistics are synced through `BatchNorm(axis_name='data')` in the model.
+count). BatchNorm statistics are synced over both axes, over 'data' only (within each process) or not at all:
+`config.model.bn_sync`, applied by `factory.build_model`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from vmp_jax.metric_writers import METRICS_FILE, TENSORBOARD_DIR, MetricWriter
 from vmp_jax.models import factory
 from vmp_jax.motion_prompt import pn_coefficients
 
-AXIS = "data"
+AXIS = ("hosts", "data")  # the mesh axes the batch is split over: across processes, then within one
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -55,9 +57,15 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: Any
 
 
-def make_mesh() -> jax.sharding.Mesh:
-    """A 1-D mesh over every device of every process, axis 'data'."""
-    return jax.make_mesh((jax.device_count(),), (AXIS,))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+    """A mesh over `devices` (default: every device of every process), one row per process, axes `AXIS`."""
+    devices = sorted(jax.devices() if devices is None else devices, key=lambda d: (d.process_index, d.id))
+    processes = len({d.process_index for d in devices})
+    shape = (processes, len(devices) // processes)
+    mesh = jax.make_mesh(shape, AXIS, devices=devices)  # on TPUs, in an order that suits the interconnect
+    if all(len({d.process_index for d in row}) == 1 for row in mesh.devices):
+        return mesh
+    return jax.sharding.Mesh(np.array(devices).reshape(shape), AXIS, axis_types=mesh.axis_types)
 
 
 # ----------------------------------------------------------------------------------------------- steps
@@ -305,7 +313,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
-    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)  # model.bn_sync narrows it
     init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, num_frames, *data.frame_size, 3)
     variables = None

@@ -34,7 +34,7 @@ class VideoClassifier(nn.Module):
     use_vmp: bool = True
     vmp_kwargs: Any = ()
     dtype: Any = jnp.float32
-    bn_axis_name: str | None = None
+    bn_axis_name: str | tuple[str, ...] | None = None
 
     @property
     def vmp_pn(self) -> str:
