@@ -15,6 +15,9 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
                            all-reduce across hosts) or 'none' (each device's own clips)
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
                            'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
+  compilation_cache_dir    JAX's persistent compilation cache ('' = off): a rerun, a resume or the other hosts of a
+                           run reuse compiled programs instead of compiling again (a local or shared directory)
+  profile_steps            'A,B': a jax.profiler trace of train steps A..B in WORKDIR/profile ('' = none)
   init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
 """
 
@@ -40,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.keep_best = 1
     config.progress_bar = True
     config.init_checkpoint = ""
+    config.compilation_cache_dir = ""
+    config.profile_steps = ""
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "x3d"

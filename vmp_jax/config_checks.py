@@ -9,7 +9,7 @@ import json
 
 import ml_collections
 
-from vmp_jax import cli, optim
+from vmp_jax import cli, optim, profiling
 from vmp_jax.models import factory, registry
 from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
@@ -38,6 +38,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     for key in ("log_every_steps", "checkpoint_every_steps"):
         if config[key] < 1:
             _fail(key, config[key], ">= 1")
+    try:
+        profiling.parse_steps(config.profile_steps)
+    except ValueError as e:
+        raise ConfigError(f"config.{e}") from None
     if config.keep_last < 1:
         _fail("keep_last", config.keep_last, ">= 1")
     model = config.model
@@ -80,7 +84,8 @@ def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: in
 # Keys a resumed run may change: they extend the run or change what it records and keeps, not the model, the data
 # stream or the optimiser's state (a longer run does stretch a decaying schedule over its new length).
 RESUMABLE_KEYS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint",
+                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint", "compilation_cache_dir",
+                  "profile_steps",
                   "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size")
 
 

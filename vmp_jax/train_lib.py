@@ -37,6 +37,7 @@ from vmp_jax import checkpointing
 from vmp_jax import cli
 from vmp_jax import config_checks
 from vmp_jax import optim
+from vmp_jax import profiling
 from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
@@ -370,7 +371,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         state = train_loop(
             state, start_step, cadence,
-            train_step=lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+            train_step=profiling.traced(lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+                                        profiling.parse_steps(config.profile_steps),
+                                        os.path.join(workdir, profiling.PROFILE_DIR), start_step),
             evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
