@@ -117,7 +117,7 @@ def depthwise_rows(shape, runs):
         for what, fn, moved in (("forward", fwd, nbytes), ("forward+backward", grad, 2 * nbytes)):
             t = median_seconds(lambda fn=fn: jax.block_until_ready(fn(x, k)), runs)
             rows.append((f"depthwise conv {impl}, {what}", "float32", "x".join(map(str, shape)), t,
-                         f"{moved / t / 1e9:.1f} GB/s", peak_memory()))
+                         f"{moved / t / 1e9:.3g} GB/s", peak_memory()))
     return rows
 
 
@@ -163,7 +163,7 @@ def main():
     print(f"# {time.perf_counter() - started:.0f} s: depthwise", file=sys.stderr, flush=True)
     rows += vmp_rows(sizes["vmp"], args.runs)
     header = ("workload", "dtype", "shape", "median s", "throughput", "peak device memory")
-    table = [header] + [(r[0], r[1], r[2], f"{r[3]:.4f}", r[4], r[5]) for r in rows]
+    table = [header] + [(r[0], r[1], r[2], f"{r[3]:.3g}", r[4], r[5]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for i, row in enumerate(table):
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
