@@ -133,13 +133,13 @@ def vmp_rows(shape, runs):
     fb, pb = frames.size * 4, cot.size * 4
     t_floor = median_seconds(lambda: jax.block_until_ready(floor(frames)), runs)
     floor_gbs = 2 * fb / t_floor / 1e9
-    rows = [("elementwise floor (x*2+1)", "float32", "x".join(map(str, shape)), t_floor, f"{floor_gbs:.1f} GB/s",
+    rows = [("elementwise floor (x*2+1)", "float32", "x".join(map(str, shape)), t_floor, f"{floor_gbs:.3g} GB/s",
              peak_memory())]
     for what, fn, moved in (("forward", forward, fb + pb), ("forward+backward", grads, 2 * (fb + pb))):
         t = median_seconds(lambda fn=fn: jax.block_until_ready(fn(frames, m, n)), runs)
         gbs = moved / t / 1e9
         rows.append((f"VMP layer, {what}", "float32", "x".join(map(str, shape)), t,
-                     f"{gbs:.1f} GB/s = {gbs / floor_gbs:.2f} x floor", peak_memory()))
+                     f"{gbs:.3g} GB/s = {gbs / floor_gbs:.2f} x floor", peak_memory()))
     return rows
 
 
