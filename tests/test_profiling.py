@@ -68,3 +68,16 @@ def test_train_py_writes_the_trace_and_the_compilation_cache(tmp_path):
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert glob.glob(str(tmp_path / "run" / "profile" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert os.listdir(tmp_path / "cache")
+
+
+def test_a_step_that_raises_inside_the_window_closes_the_trace(monkeypatch, tmp_path):
+    events = []
+    monkeypatch.setattr(jax.profiler, "start_trace", lambda logdir: events.append("start"))
+    monkeypatch.setattr(jax.profiler, "stop_trace", lambda: events.append("stop"))
+
+    def interrupted(state):
+        raise KeyboardInterrupt  # as a stop signal raises StopRequested while the loop waits for its batch
+
+    with pytest.raises(KeyboardInterrupt):
+        profiling.traced(interrupted, (1, 3), str(tmp_path), start_step=0)(None)
+    assert events == ["start", "stop"]
