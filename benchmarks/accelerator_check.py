@@ -4,8 +4,8 @@
 
 Rows (median of --runs runs after a warm-up that compiles; clips/s or GB/s; peak device memory after the row):
   train step, batch on device   the trainer's own step (train_lib.make_train_step) on one fixed device batch
-  train step, real loop         the same step fed by the real input pipeline (procedural source, grain prefetch,
-                                global_batch), as train_lib's loop feeds it
+  train step, real loop         the same step fed by the real input pipeline (procedural source, --workers grain
+                                worker processes with their prefetch, global_batch), as train_lib's loop feeds it
       for the default recipe (X3D-XXS, 8+1 frames, 32^2, batch 16) and the X3D-S recipe shape (13+1 frames, 160^2,
       batch 16), each with model.dtype float32 and bfloat16
   depthwise conv                3x3x3 depthwise conv, 'lax' (grouped conv_general_dilated) vs 'shifted', forward and
@@ -47,7 +47,7 @@ def peak_memory() -> str:
     return f"{peak / 2 ** 30:.2f} GiB" if peak is not None else "n/a"
 
 
-def train_config(variant, batch, frames, crop, dtype):
+def train_config(variant, batch, frames, crop, dtype, workers):
     from configs.default import get_config
     config = get_config()
     batch = max(batch, jax.device_count()) // jax.device_count() * jax.device_count()
@@ -60,15 +60,16 @@ def train_config(variant, batch, frames, crop, dtype):
     config.model.dtype = dtype
     config.data.procedural.height = config.data.procedural.width = crop
     config.data.procedural.num_train = 64 * batch
+    config.data.num_workers = workers
     return config
 
 
-def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps):
+def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, workers):
     from vmp_jax import optim, train_lib
     from vmp_jax.data import builders
     from vmp_jax.models import factory
 
-    config = train_config(variant, batch, frames, crop, dtype)
+    config = train_config(variant, batch, frames, crop, dtype, workers)
     data = builders.make_datasets(config.data, num_frames=frames + 1, global_batch_size=config.batch_size,
                                   eval_batch_size=config.eval_batch_size, seed=0,
                                   process_index=jax.process_index(), process_count=jax.process_count())
@@ -147,17 +148,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes: runs end to end on a CPU in < 1 min")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="grain worker processes of the real loop (data.num_workers); default: half the cores, at "
+                             "most 8 (0 with --quick)")
     args = parser.parse_args()
+    if args.workers is None:
+        args.workers = 0 if args.quick else min(8, max(1, (os.cpu_count() or 2) // 2))
     sizes = QUICK if args.quick else FULL
     device = jax.devices()[0]
     print(f"# accelerator check {'(--quick) ' if args.quick else ''}on {jax.device_count()} x {device.device_kind} "
           f"({jax.default_backend()}), jax {jax.__version__}, Python {platform.python_version()}, "
-          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}", flush=True)
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; real loop: {args.workers} grain "
+          f"worker(s), procedural clips", flush=True)
     started = time.perf_counter()
     rows = []
     for name, (variant, batch, frames, crop) in sizes["recipes"].items():
         for dtype in ("float32", "bfloat16"):
-            rows += train_rows(name, variant, batch, frames, crop, dtype, args.runs, 2 if args.quick else 5)
+            rows += train_rows(name, variant, batch, frames, crop, dtype, args.runs, 2 if args.quick else 5,
+                               args.workers)
             print(f"# {time.perf_counter() - started:.0f} s: {rows[-1][0]} {dtype}", file=sys.stderr, flush=True)
     rows += depthwise_rows(sizes["depthwise"], args.runs)
     print(f"# {time.perf_counter() - started:.0f} s: depthwise", file=sys.stderr, flush=True)
