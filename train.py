@@ -42,6 +42,8 @@ def main(argv, flag_values):
     from vmp_jax import distributed, train_lib  # after flag parsing: importing JAX code reads no flags early
 
     config = flag_values.config
+    if config.compilation_cache_dir:  # before anything compiles
+        jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.expanduser(config.compilation_cache_dir)))
     note = distributed.set_cpu_devices(flag_values.cpu_devices, (config.batch_size, config.eval_batch_size))
     distributed.initialize(flag_values.coordinator_address, flag_values.num_processes, flag_values.process_id,
                            flag_values.cpu_collectives)

@@ -13,8 +13,13 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   model.backbone_module    import path of a module registering a backbone outside vmp_jax ('' = none)
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
+  model.bn_sync            BatchNorm statistics over 'global' (every device), 'host' (each process's devices: no
+                           all-reduce across hosts) or 'none' (each device's own clips)
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
                            'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
+  compilation_cache_dir    JAX's persistent compilation cache ('' = off): a rerun, a resume or the other hosts of a
+                           run reuse compiled programs instead of compiling again (a local or shared directory)
+  profile_steps            'A,B': a jax.profiler trace of train steps A..B in WORKDIR/profile ('' = none)
   init_checkpoint          PyTorch checkpoint (.pyth/.pt/...) of the backbone to initialise it from (X3D: PyTorchVideo/
                            PySlowFast; TimeSformer: the reference's, Hugging Face's or ImageNet ViT; a whole VMP
                            model's checkpoint also sets the motion prompt's params)
@@ -43,6 +48,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.keep_best = 1
     config.progress_bar = True
     config.init_checkpoint = ""
+    config.compilation_cache_dir = ""
+    config.profile_steps = ""
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "x3d"
@@ -53,6 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.backbone_module = ""  # a module outside vmp_jax to import first: it registers model.backbone
     config.model.num_classes = 0
     config.model.dtype = "float32"
+    config.model.bn_sync = "global"
     config.model.use_vmp = True
     config.model.vmp = ml_collections.ConfigDict(dict(
         luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0,

@@ -34,7 +34,7 @@ def browser():
                                         ("chromedriver", CHROMEDRIVER)) if not found]
     if missing:
         why = (f"no {' or '.join(missing)} (.ci/run installs Debian's chromium and chromium-driver, "
-               "requirements.txt selenium)")
+               "requirements-test.txt selenium)")
         if os.environ.get("VMP_REQUIRE_BROWSER"):  # CI: the page must be tested
             pytest.fail(why)
         pytest.skip(why)

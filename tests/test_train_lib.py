@@ -49,7 +49,7 @@ def tiny_config(**overrides):
 
 def setup(config, num_devices):
     """(mesh, model, tx, schedule, state, a global batch) for `config` on the first `num_devices` devices."""
-    mesh = jax.make_mesh((num_devices,), (train_lib.AXIS,), devices=jax.devices()[:num_devices])
+    mesh = train_lib.make_mesh(jax.devices()[:num_devices])
     data = data_builders.make_datasets(config.data, num_frames=config.num_frames + 1,
                                        global_batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                                        seed=config.seed)

@@ -72,7 +72,11 @@ def is_user_error(e: BaseException) -> bool:
 
 
 def output_dir(path: str, flag: str) -> str:
-    """`path` if it is a directory or can be made one; a UsageError naming `flag` when it is a file."""
+    """`path` if it is a directory or can be made one; a UsageError naming `flag` when it is a file or a URL."""
+    if "://" in path:
+        raise UsageError(f"--{flag} {path}: object-store URLs (gs://, s3://) are not supported: the metrics, config "
+                         "and checkpoint files are written with local file operations. Use a filesystem every host "
+                         "sees (NFS, Lustre, or the bucket mounted with gcsfuse: --{0} /mnt/bucket/run)".format(flag))
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"--{flag} {path}: is a file; expected a directory (made if missing)")
     return path

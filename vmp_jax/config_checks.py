@@ -9,7 +9,7 @@ import json
 
 import ml_collections
 
-from vmp_jax import cli, optim
+from vmp_jax import cli, optim, profiling
 from vmp_jax.models import factory, registry
 from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
@@ -42,6 +42,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     for key in ("log_every_steps", "checkpoint_every_steps"):
         if config[key] < 1:
             _fail(key, config[key], ">= 1")
+    try:
+        profiling.parse_steps(config.profile_steps)
+    except ValueError as e:
+        raise ConfigError(f"config.{e}") from None
     if config.keep_last < 1:
         _fail("keep_last", config.keep_last, ">= 1")
     model = config.model
@@ -58,6 +62,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         if model.vmp.pn_init_value < 0 or model.vmp.pn_init_log_std < 0:
             key = "pn_init_value" if model.vmp.pn_init_value < 0 else "pn_init_log_std"
             _fail(f"model.vmp.{key}", model.vmp[key], ">= 0 (pn_init_value 0 = the PN's default coefficient)")
+    if model.bn_sync not in factory.BN_SYNC:
+        _fail("model.bn_sync", model.bn_sync, f"one of {factory.BN_SYNC}")
     if model.dtype not in ("float32", "bfloat16", "float16"):
         _fail("model.dtype", model.dtype, "'float32', 'bfloat16' or 'float16'")
     if config.optimizer.name not in optim.OPTIMIZERS:
@@ -82,7 +88,8 @@ def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: in
 # Keys a resumed run may change: they extend the run or change what it records and keeps, not the model, the data
 # stream or the optimiser's state (a longer run does stretch a decaying schedule over its new length).
 RESUMABLE_KEYS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint",
+                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint", "compilation_cache_dir",
+                  "profile_steps",
                   "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size")
 
 

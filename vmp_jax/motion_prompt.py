@@ -61,7 +61,8 @@ DEFAULT_STD = 0.225
 
 
 class MotionPrompts(NamedTuple):
-    """What the layer computes. prompts: (B, T, H, W, 3) input dtype; attention: (B, T, H, W) float32."""
+    """What the layer computes. prompts: (B, T, H, W, 3) in the requested dtype (default: the input's);
+    attention: (B, T, H, W) float32."""
 
     prompts: Array
     attention: Array
@@ -149,25 +150,30 @@ def temporal_variation(att: Array) -> Array:
 
 def pair_prompt(prev: Array, nxt: Array, params: Mapping[str, Array], pn: str = "sigmoid",
                 weights: Sequence[float] = LUMA_WEIGHTS["rgb"], mean: Any = DEFAULT_MEAN,
-                std: Any = DEFAULT_STD) -> tuple[Array, Array]:
-    """One frame pair -> (attention, prompt). prev, nxt: (H, W, 3) standardised -> (H, W) float32, (H, W, 3)."""
+                std: Any = DEFAULT_STD, dtype: Any = None) -> tuple[Array, Array]:
+    """One frame pair -> (attention, prompt). prev, nxt: (H, W, 3) standardised -> (H, W) float32, (H, W, 3) in
+    `dtype` (None: nxt's). Luma and attention are float32; the product is formed in `dtype`, so a bfloat16 prompt
+    never exists as float32 (the prompts are the largest tensor of the layer)."""
     d = luma(nxt, weights, mean, std) - luma(prev, weights, mean, std)
     att = pn_attention(d, params, pn)
-    prompt = (att[..., None] * nxt.astype(jnp.float32)).astype(nxt.dtype)
-    return att, prompt
+    dtype = jnp.dtype(dtype or nxt.dtype)
+    wide = jnp.promote_types(dtype, jnp.float32) == dtype  # float32 (or wider): the product in float32, as before
+    if wide:
+        return att, (att[..., None] * nxt.astype(jnp.float32)).astype(dtype)
+    return att, att.astype(dtype)[..., None] * nxt.astype(dtype)
 
 
 def motion_prompts(frames: Array, params: Mapping[str, Array], luma_mode: str = "rgb", mean: Any = DEFAULT_MEAN,
-                   std: Any = DEFAULT_STD, pn: str = "sigmoid") -> MotionPrompts:
+                   std: Any = DEFAULT_STD, pn: str = "sigmoid", dtype: Any = None) -> MotionPrompts:
     """The whole VMP pipeline. frames: (B, T+1, H, W, 3) float, standardised; params: {'m', 'n'} for the paper's
-    sigmoid (or `PN_PARAMS[pn]`), scalars or (H, W) maps -> MotionPrompts."""
+    sigmoid (or `PN_PARAMS[pn]`), scalars or (H, W) maps; dtype: the prompts' (None: the frames') -> MotionPrompts."""
     validate_frames(frames)
     weights = luma_weights(luma_mode)
     check_pn(pn)
     missing = [k for k in PN_PARAMS[pn] if k not in params]
     if missing:
         raise ValueError(f"pn={pn!r} needs parameters {PN_PARAMS[pn]}, missing {missing} (got {sorted(params)})")
-    per_pair = lambda prev, nxt: pair_prompt(prev, nxt, params, pn, weights, mean, std)  # noqa: E731
+    per_pair = lambda prev, nxt: pair_prompt(prev, nxt, params, pn, weights, mean, std, dtype)  # noqa: E731
     over_pairs = jax.vmap(jax.vmap(per_pair))  # inner: frame pairs t; outer: batch
     att, prompts = over_pairs(frames[:, :-1], frames[:, 1:])
     return MotionPrompts(prompts, att, temporal_variation(att))
@@ -203,7 +209,8 @@ class VideoMotionPrompt(nn.Module):
     `layer.apply(variables, frames, return_attention=True)` also returns the attention maps (B, T, H, W),
     computed by the same code. Parameters: `params['m']`, `params['n']` (scalars or (H, W) maps) for the paper's
     `pn='sigmoid'`; `params['log_gamma']` or `params['log_eta']` for the other power normalisations, initialised
-    by `pn_init` (default: the log of `PN_DEFAULT_COEFFICIENT[pn]`).
+    by `pn_init` (default: the log of `PN_DEFAULT_COEFFICIENT[pn]`). `dtype`: the prompts' dtype (None: the
+    frames'); the classifier passes its compute dtype, so that with bfloat16 the prompts are emitted in bfloat16.
     """
 
     luma: str = "rgb"
@@ -214,6 +221,7 @@ class VideoMotionPrompt(nn.Module):
     std: Any = DEFAULT_STD
     pn: str = "sigmoid"
     pn_init: Callable[..., Array] | None = None
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, frames: Array, return_attention: bool = False):
@@ -234,7 +242,7 @@ class VideoMotionPrompt(nn.Module):
         else:
             inits = (self.pn_init or normal_init(math.log(PN_DEFAULT_COEFFICIENT[self.pn]), 0.0),)
         params = {name: self.param(name, init, shape, jnp.float32) for name, init in zip(names, inits)}
-        out = motion_prompts(frames, params, self.luma, self.mean, self.std, self.pn)
+        out = motion_prompts(frames, params, self.luma, self.mean, self.std, self.pn, self.dtype)
         if return_attention:
             return out.prompts, out.variation, out.attention
         return out.prompts, out.variation

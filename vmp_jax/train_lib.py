@@ -1,10 +1,12 @@
 """Training and evaluation of VMP + backbone: the train state, the per-device steps, and the loop.
 
-The steps are written per device and wrapped with `jax.shard_map` over a 1-D mesh with axis 'data' (the
-successor of the pmap programming model): the batch is split over devices, parameters are replicated.
+The steps are written per device and wrapped with `jax.shard_map` over a mesh of processes x local devices, axes
+('hosts', 'data') (the successor of the pmap programming model): the batch is split over both, i.e. over every
+device, and parameters are replicated.
 Inside `shard_map`, the gradient of a replicated parameter is already summed over the axis, so the step
 differentiates the `pmean`-ed loss instead of `pmean`-ing the gradients (which would scale them by the device
-count). BatchNorm statistics are synced through `BatchNorm(axis_name='data')` in the model.
+count). BatchNorm statistics are synced over both axes, over 'data' only (within each process) or not at all:
+`config.model.bn_sync`, applied by `factory.build_model`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from vmp_jax import checkpointing
 from vmp_jax import cli
 from vmp_jax import config_checks
 from vmp_jax import optim
+from vmp_jax import profiling
 from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
@@ -43,7 +46,7 @@ from vmp_jax.metric_writers import METRICS_FILE, TENSORBOARD_DIR, MetricWriter
 from vmp_jax.models import factory
 from vmp_jax.motion_prompt import pn_coefficients
 
-AXIS = "data"
+AXIS = ("hosts", "data")  # the mesh axes the batch is split over: across processes, then within one
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -55,9 +58,15 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: Any
 
 
-def make_mesh() -> jax.sharding.Mesh:
-    """A 1-D mesh over every device of every process, axis 'data'."""
-    return jax.make_mesh((jax.device_count(),), (AXIS,))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+    """A mesh over `devices` (default: every device of every process), one row per process, axes `AXIS`."""
+    devices = sorted(jax.devices() if devices is None else devices, key=lambda d: (d.process_index, d.id))
+    processes = len({d.process_index for d in devices})
+    shape = (processes, len(devices) // processes)
+    mesh = jax.make_mesh(shape, AXIS, devices=devices)  # on TPUs, in an order that suits the interconnect
+    if all(len({d.process_index for d in row}) == 1 for row in mesh.devices):
+        return mesh
+    return jax.sharding.Mesh(np.array(devices).reshape(shape), AXIS, axis_types=mesh.axis_types)
 
 
 # ----------------------------------------------------------------------------------------------- steps
@@ -329,7 +338,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
-    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)  # model.bn_sync narrows it
     init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, num_frames, *data.frame_size, 3)
     variables = None
@@ -386,7 +395,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         state = train_loop(
             state, start_step, cadence,
-            train_step=lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+            train_step=profiling.traced(lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+                                        profiling.parse_steps(config.profile_steps),
+                                        os.path.join(workdir, profiling.PROFILE_DIR), start_step),
             evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)

@@ -34,7 +34,7 @@ class VideoClassifier(nn.Module):
     use_vmp: bool = True
     vmp_kwargs: Any = ()
     dtype: Any = jnp.float32
-    bn_axis_name: str | None = None
+    bn_axis_name: str | tuple[str, ...] | None = None
 
     @property
     def vmp_pn(self) -> str:
@@ -46,7 +46,7 @@ class VideoClassifier(nn.Module):
         backbone = registry.entry(self.backbone).module
         variation = jnp.zeros((), jnp.float32)
         if self.use_vmp:
-            frames, variation = VideoMotionPrompt(**_as_dict(self.vmp_kwargs), name="vmp")(frames)
+            frames, variation = VideoMotionPrompt(**{"dtype": self.dtype, **_as_dict(self.vmp_kwargs)}, name="vmp")(frames)
         net = backbone(num_classes=self.num_classes, dtype=self.dtype,
                        bn_axis_name=self.bn_axis_name, **_as_dict(self.backbone_kwargs), name="backbone")
         return net(frames, train=train), variation

@@ -49,9 +49,28 @@ def import_backbone_module(model_config: Any) -> None:
             raise ValueError(f"config.model.backbone_module={name!r} cannot be imported: {e}") from e
 
 
-def build_model(model_config: Any, num_classes: int, bn_axis_name: str | None = None) -> VideoClassifier:
-    """The classifier described by `config.model`; `bn_axis_name` syncs BatchNorm over that mapped axis."""
+BN_SYNC = ("global", "host", "none")
+
+
+def bn_sync_axis(scope: str, batch_axes: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    """The mapped axis BatchNorm syncs over for `config.model.bn_sync` = `scope`, in a step mapped over `batch_axes`
+    (a name, or (across processes, within one process) as `train_lib.AXIS`): 'global' all of them, 'host' the last
+    one (each process's devices: no all-reduce crosses hosts), 'none' nothing (per-device statistics)."""
+    if scope not in BN_SYNC:
+        raise ValueError(f"model.bn_sync={scope!r}: expected one of {BN_SYNC}")
+    if scope == "none" or batch_axes is None:
+        return None
+    if scope == "host" and isinstance(batch_axes, tuple):
+        return batch_axes[-1]
+    return batch_axes
+
+
+def build_model(model_config: Any, num_classes: int, bn_axis_name: str | tuple[str, ...] | None = None,
+                ) -> VideoClassifier:
+    """The classifier described by `config.model`; BatchNorm syncs over the mapped axes `bn_axis_name` the batch is
+    split over, narrowed by `config.model.bn_sync` (`bn_sync_axis`)."""
     import_backbone_module(model_config)
+    bn_axis_name = bn_sync_axis(model_config.get("bn_sync", "global"), bn_axis_name)
     return VideoClassifier(
         num_classes=num_classes,
         backbone=model_config.backbone,

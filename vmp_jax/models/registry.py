@@ -3,7 +3,8 @@
 A backbone file registers its Linen module class with `@register_backbone(name, ...)`; the trainer, the config
 defaults, pretrained-checkpoint loading, export and prediction then dispatch on `config.model.backbone` and name
 no backbone themselves. The module contract: `__call__(clips, train)` maps `(B, T, H, W, 3)` to logits
-`(B, num_classes)` float32, and the constructor takes `num_classes`, `dtype` and `bn_axis_name` plus the
+`(B, num_classes)` float32, and the constructor takes `num_classes`, `dtype` and `bn_axis_name` (the mapped axis
+name, or tuple of names, to sync BatchNorm statistics over; None: per device) plus the
 backbone's own fields, whose defaults become `config.model.<name>.*`.
 
 A converter (optional) links the backbone to PyTorch checkpoints. It is a module, or its import path (imported on

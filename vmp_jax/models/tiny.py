@@ -25,7 +25,7 @@ class TinyVideoNet(nn.Module):
     width: int = 8
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
-    bn_axis_name: str | None = None
+    bn_axis_name: str | tuple[str, ...] | None = None
 
     @nn.compact
     def __call__(self, clips, train: bool):

@@ -123,7 +123,7 @@ class X3DBlock(nn.Module):
     use_se: bool
     shortcut_bn_always: bool = False
     dtype: Dtype = jnp.float32
-    bn_axis_name: str | None = None
+    bn_axis_name: str | tuple[str, ...] | None = None
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -170,7 +170,7 @@ class X3D(nn.Module):
     dropout_rate: float = 0.5
     dtype: Dtype = jnp.float32
     shortcut_bn_always: bool = False
-    bn_axis_name: str | None = None
+    bn_axis_name: str | tuple[str, ...] | None = None
 
     @nn.compact
     def __call__(self, clips, train: bool):
