@@ -157,17 +157,28 @@ def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.A
 # ----------------------------------------------------------------------------------------------- eval
 
 
-def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int) -> dict:
-    """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
+def evaluate_views(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int,
+                   num_views: int) -> multiview.MultiViewAccumulator:
+    """One pass over the eval split, every view's probabilities accumulated by video.
+
+    The batch's 'video_index', 'label' and 'mask' travel as global arrays sharded like the frames, so they are
+    gathered in the same (global, mesh) order as the logits: a process's rows need not be adjacent in the mesh
+    (`jax.make_mesh` orders TPU devices by the physical torus, which can interleave hosts).
+    """
     accumulator = multiview.MultiViewAccumulator(num_classes, num_views)
     for batch in dataset:
-        logits = eval_step_fn(state, global_batch(mesh, batch, keys=("frames",)))
-        local = {k: np.asarray(batch[k]) for k in ("video_index", "label", "mask")}
+        arrays = global_batch(mesh, batch, keys=("frames", "video_index", "label", "mask"))
+        rows = {"logits": eval_step_fn(state, {"frames": arrays.pop("frames")}), **arrays}
         if jax.process_count() > 1:
-            logits = multihost_utils.process_allgather(logits, tiled=True)
-            local = multihost_utils.process_allgather(local, tiled=True)
-        accumulator.update(np.asarray(logits), local["video_index"], local["label"], local["mask"])
-    return accumulator.result()
+            rows = multihost_utils.process_allgather(rows, tiled=True)
+        rows = jax.device_get(rows)
+        accumulator.update(np.asarray(rows["logits"]), rows["video_index"], rows["label"], rows["mask"])
+    return accumulator
+
+
+def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int) -> dict:
+    """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
+    return evaluate_views(eval_step_fn, state, dataset, mesh, num_classes, num_views).result()
 
 
 # ----------------------------------------------------------------------------------------------- loop
@@ -280,8 +291,12 @@ class Cadence:
         return step % self.checkpoint_every == 0 or step == self.total_steps
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       mesh: jax.sharding.Mesh | None = None) -> TrainState:
+    """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state.
+
+    mesh: a 1-D mesh with axis 'data' over every device (default `make_mesh()`); any device order works.
+    """
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
     workdir = os.path.abspath(workdir)  # orbax needs absolute paths
     is_main = jax.process_index() == 0
@@ -294,7 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         if changes and is_main:
             print("Resuming with changed keys (they extend or observe the run): " + "; ".join(changes), flush=True)
 
-    mesh = make_mesh()
+    mesh = make_mesh() if mesh is None else mesh
     num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
     data = data_builders.make_datasets(
         config.data, num_frames=num_frames, global_batch_size=config.batch_size,
