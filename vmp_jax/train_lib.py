@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -217,44 +218,88 @@ class _StopFlag:
 
 
 class _InterruptibleIterator:
-    """The train iterator, whose `next` a stop signal interrupts on a single process (with several, every process
-    stops at the same step boundary instead: one leaving a step's collectives would hang the others).
+    """The train iterator, read `depth` batches ahead by a background thread that also transfers each batch to the
+    devices (`transfer`), so the next batches are on their way while the current step runs.
 
-    An interrupted `next` may have consumed part of a batch, so `get_state` then gives the position before it,
-    and the live iterator is closed, its worker processes terminated, and not used again: the run saves that
-    position and exits.
+    `get_state()` is the position after the last batch `next` returned (the one the latest step trained on), not
+    the reader's: batches read ahead but not trained on are read again after a resume.
+
+    On a single process a stop signal interrupts a `next` that waits for data (StopRequested); with several, every
+    process stops at the same step boundary instead (one leaving a step's collectives would hang the others). The
+    interrupted reader may be mid-batch: its worker processes are terminated and the iterator closed, not used again.
+    The thread is a daemon and `close()` stops it, so it never keeps the process alive.
     """
 
-    def __init__(self, iterator, stop: _StopFlag):
+    def __init__(self, iterator, stop: _StopFlag, transfer: Callable[[dict], Any] | None = None, depth: int = 2):
         self.iterator, self.stop = iterator, stop
-        self._position = None  # set once interrupted
+        self._transfer = transfer or (lambda batch: batch)
+        self._position = iterator.get_state()
+        self._queue = queue.Queue(maxsize=max(depth - 1, 1))  # and one more in the reader's hand, transferred
+        self._closed = threading.Event()
+        self._thread = None
 
     def __iter__(self):
         return self
 
-    def __next__(self):
-        if jax.process_count() > 1:
-            return next(self.iterator)
-        position = self.iterator.get_state()
-        try:
-            self.stop.waiting = True
+    def _offer(self, item) -> bool:
+        while not self._closed.is_set():
             try:
-                if self.stop.signum is not None:
-                    raise StopRequested(self.stop.signum)
-                return next(self.iterator)
-            finally:
-                self.stop.waiting = False
-        except StopRequested:
-            self._position = position
-            for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
-                worker.terminate()                            # up to 25 s for each to finish it
-            closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
-            closing.start()
-            closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
-            raise
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self):
+        try:
+            while not self._closed.is_set():
+                batch = next(self.iterator)
+                if not self._offer((self._transfer(batch), self.iterator.get_state())):
+                    return
+        except BaseException as e:  # StopIteration and errors included: the consumer raises them
+            if not self._closed.is_set():
+                self._offer((e, None))
+
+    def __next__(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read, name="vmp_jax-prefetch", daemon=True)
+            self._thread.start()
+        if jax.process_count() > 1:
+            item = self._queue.get()
+        else:
+            try:
+                self.stop.waiting = True
+                try:
+                    if self.stop.signum is not None:
+                        raise StopRequested(self.stop.signum)
+                    item = self._queue.get()
+                finally:
+                    self.stop.waiting = False
+            except StopRequested:
+                self._abort()
+                raise
+        batch, position = item
+        if position is None:
+            raise batch
+        self._position = position
+        return batch
+
+    def _abort(self):
+        self._closed.set()
+        for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
+            worker.terminate()                            # up to 25 s for each to finish it
+        closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
+        closing.start()
+        closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
+
+    def close(self):
+        """Stops the reader thread (waits a few seconds for a batch it is reading)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
 
     def get_state(self):
-        return self.iterator.get_state() if self._position is None else self._position
+        return self._position
 
 
 def run_length(config: ml_collections.ConfigDict, num_train_examples: int) -> tuple[int, int]:
@@ -368,7 +413,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
     p_eval_step = make_eval_step(mesh, model)
     stop = _StopFlag()
-    batches = _InterruptibleIterator(train_iter, stop)
+    batches = _InterruptibleIterator(train_iter, stop, transfer=lambda batch: global_batch(mesh, batch))
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     writer = MetricWriter(workdir, total_steps, start_step, enabled=is_main, progress_bar=config.progress_bar)
     if restored_step is not None:
@@ -377,11 +422,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     try:
         state = train_loop(
             state, start_step, cadence,
-            train_step=lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+            batches=batches, train_step=lambda s, batch: p_train_step(s, batch, step_rng),
             evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
     finally:
+        batches.close()
         checkpoints.close()
         writer.close()
         for s, handler in previous_handlers.items():
@@ -411,17 +457,26 @@ def _next_steps(workdir: str) -> str:
             "--export {0}_export VIDEO)").format(workdir)
 
 
-def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
-               train_step: Callable[[TrainState], tuple[TrainState, dict]],
+def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
+               train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
                evaluate: Callable[[TrainState], dict], save: Callable[..., None],
                checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
                batch_size: int) -> TrainState:
-    """Steps from `start_step` to `cadence.total_steps`: `train_step` (next batch included), metrics, `evaluate`
+    """Steps from `start_step` to `cadence.total_steps`: `train_step(state, next(batches))`, metrics, `evaluate`
     and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary, or
-    at once if it comes while `train_step` waits for data (StopRequested: that step does not run)."""
+    at once if it comes while `next(batches)` waits for data (StopRequested: that step does not run).
+
+    Nothing waits for a step to finish except the logging (every `log_every` steps) and the non-finite check of
+    the step before (the device has the current step queued meanwhile). With several processes the processes agree
+    on stopping only at log, eval and checkpoint steps: an agreement is a collective that would make every host
+    wait for its step. Train records carry `data_wait_s` (mean seconds per step waiting for the next batch),
+    `step_s` (the rest of a step's wall time) and `clips_per_s`, over the steps of the log window (eval and
+    checkpoint time excluded).
+    """
     pending = None  # (step, metrics) of the step in flight: checked for NaN one step later, without a stall
-    window_start, window_steps = time.perf_counter(), 0
+    window = {"start": time.perf_counter(), "steps": 0, "wait": 0.0, "other": 0.0}
     step = start_step
+    several = jax.process_count() > 1
 
     def check_finite(step_metrics, at_step):
         loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
@@ -448,25 +503,31 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
         return state
 
     while step < cadence.total_steps:
+        waited = time.perf_counter()
         try:
-            state, metrics = train_step(state)
+            batch = next(batches)
         except StopRequested:  # signalled while waiting for the batch: this step did not run
             return stop_here()
+        window["wait"] += time.perf_counter() - waited
+        state, metrics = train_step(state, batch)
         if pending is not None:
             check_finite(*pending)
         step += 1
         pending = (metrics, step)
-        window_steps += 1
+        window["steps"] += 1
         writer.advance(step)
 
         if cadence.log_at(step):
             check_finite(*pending)
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            elapsed = time.perf_counter() - window_start
-            host["clips_per_s"] = window_steps * batch_size / elapsed
+            busy = time.perf_counter() - window["start"] - window["other"]
+            host["data_wait_s"] = window["wait"] / window["steps"]
+            host["step_s"] = (busy - window["wait"]) / window["steps"]
+            host["clips_per_s"] = window["steps"] * batch_size / busy
             writer.write(step, "train", host)
-            window_start, window_steps = time.perf_counter(), 0
+            window = {"start": time.perf_counter(), "steps": 0, "wait": 0.0, "other": 0.0}
 
+        other = time.perf_counter()
         if cadence.eval_at(step):
             check_finite(*pending)
             results = evaluate(state)
@@ -476,8 +537,10 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
         elif cadence.checkpoint_at(step):
             check_finite(*pending)
             save(step, state)
+        window["other"] += time.perf_counter() - other
 
-        if _should_stop(stop):
+        boundary = cadence.log_at(step) or cadence.eval_at(step) or cadence.checkpoint_at(step)
+        if (boundary or not several) and _should_stop(stop):
             return stop_here()
     if pending is not None:
         check_finite(*pending)
