@@ -39,6 +39,7 @@ from vmp_jax import optim
 from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
+from vmp_jax.data import pipeline as data_pipeline
 from vmp_jax.data.transforms import standardize
 from vmp_jax.metric_writers import METRICS_FILE, TENSORBOARD_DIR, MetricWriter
 from vmp_jax.models import factory
@@ -388,7 +389,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train_iter = iter(data.train)
     checkpoints = checkpointing.Checkpoints(checkpoint_dir, keep_last=config.keep_last, keep_best=config.keep_best,
                                             best_metric="top1")
-    restored_step, state, train_iter = checkpoints.restore_latest(state, train_iter)
+    per_process_batch = config.batch_size // jax.process_count()
+    restored_step, state, train_iter = checkpoints.restore_latest(
+        state, train_iter, data_position=lambda step: data_pipeline.train_state_at(
+            step * per_process_batch, config.data.num_workers))
     if restored_step is not None:
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
