@@ -157,6 +157,8 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     ("schedule.name", "linear", r"config.schedule.name='linear'"),
     ("model.vmp.pn", "l2", r"config.model.vmp.pn='l2': expected one of \('sigmoid', 'gamma'"),
     ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
+    ("data.eval_during_training_crops", 2, r"config.data.eval_during_training_crops=2: expected 1 \(centre\) or 3"),
+    ("data.eval_num_clips", 0, r"config.data.eval_num_clips=0: expected >= 1 clips per video"),
 ])
 def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):

@@ -108,7 +108,36 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
   cadence = train_lib.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
   metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
   train_lib.train_loop(0, 0, cadence, batches=iter(range(100)), train_step=lambda s, b: (s + 1, metrics),
-                       evaluate=lambda s: {"top1": 0.0}, save=lambda step, s, m=None: saved.append(step),
+                       evaluate=lambda s, final: {"eval": {"top1": 0.0}}, save=lambda step, s, m=None: saved.append(step),
                        checkpoints=Checkpoints(), writer=Writer(), stop=train_lib._StopFlag(), batch_size=1)
   # Steps 4, 6, 8 and 12 (log or checkpoint; 12 is the last): one agreement each, none on the 8 other steps.
   assert len(gathers) == 4 and saved == [6, 12]
+
+
+def test_evaluations_during_training_and_the_final_test(monkeypatch):
+  saved, written, finals = [], [], []
+
+  class Checkpoints:
+    directory = "ckpt"
+    latest_step = lambda self: saved[-1][0] if saved else None  # noqa: E731
+    wait = lambda self: None  # noqa: E731
+
+  class Writer:
+    advance = message = lambda self, *a, **k: None  # noqa: E731
+
+    def write(self, step, split, metrics):
+      written.append((step, split))
+
+  def evaluate(state, final):
+    finals.append(final)
+    return {"eval": {"top1": 0.5}, **({"test": {"top1": 0.75}} if final else {})}
+
+  cadence = train_lib.Cadence(total_steps=6, log_every=6, eval_every=3, checkpoint_every=6)
+  metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
+  train_lib.train_loop(0, 0, cadence, batches=iter(range(100)), train_step=lambda s, b: (s + 1, metrics),
+                       evaluate=evaluate, save=lambda step, s, m=None: saved.append((step, m)),
+                       checkpoints=Checkpoints(), writer=Writer(), stop=train_lib._StopFlag(), batch_size=1)
+  assert finals == [False, True]
+  assert written == [(3, "eval"), (6, "train"), (6, "eval"), (6, "test")]
+  # keep_best ranks every checkpoint by the same (during-training) eval, the last one included.
+  assert saved == [(3, {"top1": 0.5}), (6, {"top1": 0.5})]

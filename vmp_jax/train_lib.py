@@ -427,7 +427,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         state = train_loop(
             state, start_step, cadence,
             batches=batches, train_step=lambda s, batch: p_train_step(s, batch, step_rng),
-            evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
+            evaluate=lambda s, final: _evaluations(p_eval_step, s, data, mesh, final),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
     finally:
@@ -443,6 +443,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
               f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
               + _next_steps(workdir), flush=True)
     return state
+
+
+def _evaluations(eval_step_fn, state: TrainState, data: data_builders.DataSplits, mesh, final: bool) -> dict:
+    """{'eval': scores of the evaluation during training[, 'test': the full multi-view test, at the end]}.
+
+    The evaluations during training take data.eval_during_training_clips x _crops views per video (what keep_best
+    ranks checkpoints by, the last step included); the last step also takes data.eval_num_clips x _crops as 'test'
+    when those views differ.
+    """
+    if data.eval_during_training is None:
+        return {"eval": evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)}
+    splits = {"eval": evaluate(eval_step_fn, state, data.eval_during_training, mesh, data.num_classes,
+                               data.eval_during_training_num_views)}
+    if final:
+        splits["test"] = evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)
+    return splits
 
 
 def _previous_run(workdir: str) -> tuple[dict, dict] | None:
@@ -463,11 +479,12 @@ def _next_steps(workdir: str) -> str:
 
 def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
                train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
-               evaluate: Callable[[TrainState], dict], save: Callable[..., None],
+               evaluate: Callable[[TrainState, bool], dict[str, dict]], save: Callable[..., None],
                checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
                batch_size: int) -> TrainState:
-    """Steps from `start_step` to `cadence.total_steps`: `train_step(state, next(batches))`, metrics, `evaluate`
-    and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary, or
+    """Steps from `start_step` to `cadence.total_steps`: `train_step(state, next(batches))`, metrics,
+    `evaluate(state, final)` -> {split: scores} ('eval' is what the checkpoint is ranked by) and
+    `save(step, state[, eval scores])` at the cadence; a stop signal saves and returns at a step boundary, or
     at once if it comes while `next(batches)` waits for data (StopRequested: that step does not run).
 
     Nothing waits for a step to finish except the logging (every `log_every` steps) and the non-finite check of
@@ -534,10 +551,11 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
         other = time.perf_counter()
         if cadence.eval_at(step):
             check_finite(*pending)
-            results = evaluate(state)
-            writer.write(step, "eval", results)
-            writer.message(f"step {step}: eval " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
-            save(step, state, results)
+            splits = evaluate(state, step == cadence.total_steps)
+            for split, results in splits.items():
+                writer.write(step, split, results)
+                writer.message(f"step {step}: {split} " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
+            save(step, state, splits["eval"])
         elif cadence.checkpoint_at(step):
             check_finite(*pending)
             save(step, state)
