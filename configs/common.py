@@ -14,6 +14,10 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   model.vmp.pn             power normalisation: 'sigmoid' (the paper's; m, n) or 'gamma', 'maxexp', 'sigme',
                            'asinhe' (Koniusz & Zhang; one coefficient, initialised at pn_init_value, 0 = default)
   init_checkpoint          PyTorchVideo/PySlowFast X3D checkpoint (.pyth/.pt) to initialise the backbone from
+  eval_every_steps         evaluate every this many steps (0: only at the end) on data.eval_during_training_clips x
+                           data.eval_during_training_crops views per video (1 x 1 by default); the last step also
+                           runs the full test of data.eval_num_clips x data.eval_num_crops views (split 'test');
+                           keep_best ranks checkpoints by the former's top-1
 """
 
 import ml_collections
