@@ -141,3 +141,23 @@ def test_evaluations_during_training_and_the_final_test(monkeypatch):
   assert written == [(3, "eval"), (6, "train"), (6, "eval"), (6, "test")]
   # keep_best ranks every checkpoint by the same (during-training) eval, the last one included.
   assert saved == [(3, {"top1": 0.5}), (6, {"top1": 0.5})]
+
+
+def test_the_reader_thread_does_not_keep_the_process_alive():
+  import subprocess
+  import sys
+  # grain's own read-ahead (2 elements here) is still read at exit; the reader thread adds no wait to it.
+  code = ("import numpy as np\n"
+          "from vmp_jax import train_lib\nfrom vmp_jax.data import pipeline\n"
+          "from tests.test_train_stop import _Slow, _slow\n"
+          "it = iter(pipeline.train_dataset(_Slow(), batch_size=2, seed=0, transform=_slow, read_threads=1, "
+          "read_buffer_size=2))\n"
+          "batches = train_lib._InterruptibleIterator(it, train_lib._StopFlag())\n"
+          "next(batches)\nprint('exiting', flush=True)\n")  # no close(): the reader is mid-batch at exit
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=dict(os.environ, PYTHONPATH=root))
+  assert proc.stdout.readline().strip() == "exiting"
+  start = time.monotonic()
+  assert proc.wait(timeout=60) == 0, proc.stderr.read()[-2000:]
+  assert time.monotonic() - start < 8
