@@ -23,6 +23,10 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   init_checkpoint          PyTorch checkpoint (.pyth/.pt/...) of the backbone to initialise it from (X3D: PyTorchVideo/
                            PySlowFast; TimeSformer: the reference's, Hugging Face's or ImageNet ViT; a whole VMP
                            model's checkpoint also sets the motion prompt's params)
+  eval_every_steps         evaluate every this many steps (0: only at the end) on data.eval_during_training_clips x
+                           data.eval_during_training_crops views per video (1 x 1 by default); the last step also
+                           runs the full test of data.eval_num_clips x data.eval_num_crops views (split 'test');
+                           keep_best ranks checkpoints by the former's top-1
 """
 
 import ml_collections

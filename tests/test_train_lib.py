@@ -129,8 +129,10 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     evals = read_metrics(workdir, "eval")
     assert [r["step"] for r in train] == [2, 4, 6] and [r["step"] for r in evals] == [3, 6]
     for key in ("loss", "cross_entropy", "variation", "accuracy", "learning_rate", "vmp_slope_a", "vmp_shift_b",
-                "clips_per_s"):
+                "clips_per_s", "data_wait_s", "step_s"):
         assert np.isfinite(train[-1][key]), key
+    # The per-step wall time splits into waiting for data and the rest: clips/s = batch / (wait + rest).
+    assert train[-1]["clips_per_s"] == pytest.approx(8 / (train[-1]["data_wait_s"] + train[-1]["step_s"]), rel=1e-6)
     assert train[-1]["learning_rate"] == pytest.approx(0.05)
     # loss = cross-entropy + lambda * variation
     assert train[-1]["loss"] == pytest.approx(train[-1]["cross_entropy"] + train[-1]["variation"], rel=1e-5)
@@ -155,6 +157,8 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     ("schedule.name", "linear", r"config.schedule.name='linear'"),
     ("model.vmp.pn", "l2", r"config.model.vmp.pn='l2': expected one of \('sigmoid', 'gamma'"),
     ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
+    ("data.eval_during_training_crops", 2, r"config.data.eval_during_training_crops=2: expected 1 \(centre\) or 3"),
+    ("data.eval_num_clips", 0, r"config.data.eval_num_clips=0: expected >= 1 clips per video"),
 ])
 def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -221,7 +225,7 @@ def test_the_end_of_a_run_says_where_its_files_are_and_a_finished_run_is_not_res
 
 
 def without_timings(records):
-    return [{k: v for k, v in r.items() if k not in ("time", "clips_per_s")} for r in records]
+    return [{k: v for k, v in r.items() if k not in ("time", "clips_per_s", "data_wait_s", "step_s")} for r in records]
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +253,7 @@ def test_resume_past_written_metrics_leaves_the_metrics_of_an_uninterrupted_run(
     assert [(r["step"], r["split"]) for r in read_metrics(workdir)] == [
         (1, "train"), (2, "train"), (3, "train"), (3, "eval"), (4, "train"), (5, "train"), (6, "train"), (6, "eval")]
     assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
-    timed = ("train/clips_per_s",)
+    timed = ("train/clips_per_s", "train/data_wait_s", "train/step_s")
     assert ([s for s in read_tensorboard_scalars(workdir) if s[0] not in timed]
             == [s for s in read_tensorboard_scalars(expected) if s[0] not in timed])
     assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2

@@ -186,15 +186,43 @@ class Checkpoints:
             raise DamagedCheckpointError(f"{self.step_directory(step)} is damaged: " + "; ".join(problems))
         return self._restore(step, state_like, data_iterator)
 
-    def _restore(self, step: int, state_like: Any, data_iterator: Any) -> tuple[Any, Any]:
+    def saved_data_state(self, step: int) -> dict | None:
+        """This process's saved iterator state at `step`, None when the step has none for this process and process
+        count (saved by a run on another number of processes)."""
+        path = os.path.join(self.step_directory(step), "data",
+                            f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def _restore(self, step: int, state_like: Any, data_iterator: Any, data_position=None) -> tuple[Any, Any]:
+        if data_position is not None:
+            saved = self.saved_data_state(step)
+            if not _same_layout(saved, data_iterator.get_state()):
+                restored = self._manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(_abstract(state_like))))
+                state = data_position(step)
+                data_iterator.set_state(state)
+                why = ("has no data position for this process count" if saved is None
+                       else "has a data position of another worker count")
+                _report(f"Checkpoint {self.step_directory(step)} {why} (process {jax.process_index()} of "
+                        f"{jax.process_count()}): restored the train state; the data stream continues from the "
+                        f"element after step {step}'s batches ({json.dumps(state)}), exact when no item was skipped.")
+                return restored["state"], data_iterator
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(_abstract(state_like)),
             data=grain.checkpoint.CheckpointRestore(data_iterator)))
         return restored["state"], restored["data"]
 
-    def restore_latest(self, state_like: Any, data_iterator: Any) -> tuple[int | None, Any, Any]:
+    def restore_latest(self, state_like: Any, data_iterator: Any,
+                       data_position=None) -> tuple[int | None, Any, Any]:
         """(step, state, iterator) of the newest checkpoint that restores; (None, state_like, data_iterator) if
         there is none.
+
+        `data_position(step)` -> the iterator state after `step` steps, for a step saved on another process or
+        worker count (a job restarted on another slice): the state is restored and the iterator set to it, with a
+        message. Without it such a step fails to restore.
 
         A newer step that is damaged (a file missing or differing from checksums.json, or, in a step without
         checksums, any error while restoring) is reported in one line naming its directory and what is damaged,
@@ -215,7 +243,7 @@ class Checkpoints:
                 _report(f"Checkpoint {step_dir} has no {CHECKSUMS} (saved by an older version, or synchronously and "
                         "killed before they were written): restoring it unverified.")
             try:
-                state, iterator = self._restore(step, state_like, data_iterator)
+                state, iterator = self._restore(step, state_like, data_iterator, data_position)
             except Exception as e:  # unverified files fail in every way a reader can
                 if problems is not None:
                     raise ValueError(f"{step_dir} matches its checksums but does not restore into this run's "
@@ -287,6 +315,15 @@ class Checkpoints:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _same_layout(saved: Any, current: Any) -> bool:
+    """Whether a saved iterator state fits an iterator whose state is `current`: the same keys and, with grain
+    workers, the same number of them."""
+    if not isinstance(saved, dict) or set(saved) != set(current):
+        return False
+    workers = "iterators_in_use_states"
+    return workers not in current or len(saved[workers]) == len(current[workers])
 
 
 def _first_line(error: Exception) -> str:

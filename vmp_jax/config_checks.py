@@ -48,6 +48,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         raise ConfigError(f"config.{e}") from None
     if config.keep_last < 1:
         _fail("keep_last", config.keep_last, ">= 1")
+    for prefix in ("eval_num", "eval_during_training"):
+        if config.data[f"{prefix}_clips"] < 1:
+            _fail(f"data.{prefix}_clips", config.data[f"{prefix}_clips"], ">= 1 clips per video")
+        if config.data[f"{prefix}_crops"] not in (1, 3):
+            _fail(f"data.{prefix}_crops", config.data[f"{prefix}_crops"], "1 (centre) or 3 crops per clip")
     model = config.model
     factory.import_backbone_module(model)
     if model.backbone not in registry.BACKBONES:
@@ -89,8 +94,10 @@ def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: in
 # stream or the optimiser's state (a longer run does stretch a decaying schedule over its new length).
 RESUMABLE_KEYS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
                   "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint", "compilation_cache_dir",
-                  "profile_steps",
-                  "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size")
+                  "profile_steps", "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size",
+                  # another worker count resumes at the step's element (checkpointing.Checkpoints.restore_latest)
+                  "data.num_workers", "data.eval_num_clips", "data.eval_num_crops", "data.eval_during_training_clips",
+                  "data.eval_during_training_crops")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -28,8 +28,8 @@ def parse_steps(text: str) -> tuple[int, int] | None:
     return first, last
 
 
-def traced(step_fn: Callable[[Any], Any], steps: tuple[int, int] | None, logdir: str,
-           start_step: int) -> Callable[[Any], Any]:
+def traced(step_fn: Callable[..., Any], steps: tuple[int, int] | None, logdir: str,
+           start_step: int) -> Callable[..., Any]:
     """`step_fn` (one call = one train step; the first call makes step `start_step + 1`), tracing steps `steps`
     into `logdir`: the trace starts before step A's call and stops once step B's results are computed."""
     if steps is None or steps[1] <= start_step:
@@ -37,14 +37,14 @@ def traced(step_fn: Callable[[Any], Any], steps: tuple[int, int] | None, logdir:
     first, last = max(steps[0], start_step + 1), steps[1]
     step = start_step
 
-    def run(state):
+    def run(*args):
         nonlocal step
         step += 1
         if step == first:
             os.makedirs(logdir, exist_ok=True)
             jax.profiler.start_trace(logdir)
         try:
-            out = step_fn(state)
+            out = step_fn(*args)
         except BaseException:  # e.g. a stop signal while waiting for the batch: close the trace, if one is open
             if first <= step <= last:
                 jax.profiler.stop_trace()

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -41,6 +42,7 @@ from vmp_jax import profiling
 from vmp_jax import trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
+from vmp_jax.data import pipeline as data_pipeline
 from vmp_jax.data.transforms import standardize
 from vmp_jax.metric_writers import METRICS_FILE, TENSORBOARD_DIR, MetricWriter
 from vmp_jax.models import factory
@@ -190,17 +192,28 @@ def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.A
 # ----------------------------------------------------------------------------------------------- eval
 
 
-def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int) -> dict:
-    """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
+def evaluate_views(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int,
+                   num_views: int) -> multiview.MultiViewAccumulator:
+    """One pass over the eval split, every view's probabilities accumulated by video.
+
+    The batch's 'video_index', 'label' and 'mask' travel as global arrays sharded like the frames, so they are
+    gathered in the same (global, mesh) order as the logits: a process's rows need not be adjacent in the mesh
+    (`jax.make_mesh` orders TPU devices by the physical torus, which can interleave hosts).
+    """
     accumulator = multiview.MultiViewAccumulator(num_classes, num_views)
     for batch in dataset:
-        logits = eval_step_fn(state, global_batch(mesh, batch, keys=("frames",)))
-        local = {k: np.asarray(batch[k]) for k in ("video_index", "label", "mask")}
+        arrays = global_batch(mesh, batch, keys=("frames", "video_index", "label", "mask"))
+        rows = {"logits": eval_step_fn(state, {"frames": arrays.pop("frames")}), **arrays}
         if jax.process_count() > 1:
-            logits = multihost_utils.process_allgather(logits, tiled=True)
-            local = multihost_utils.process_allgather(local, tiled=True)
-        accumulator.update(np.asarray(logits), local["video_index"], local["label"], local["mask"])
-    return accumulator.result()
+            rows = multihost_utils.process_allgather(rows, tiled=True)
+        rows = jax.device_get(rows)
+        accumulator.update(np.asarray(rows["logits"]), rows["video_index"], rows["label"], rows["mask"])
+    return accumulator
+
+
+def evaluate(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int) -> dict:
+    """One pass over the eval split; multi-view scores per video (top-1, top-5, mean-class accuracy)."""
+    return evaluate_views(eval_step_fn, state, dataset, mesh, num_classes, num_views).result()
 
 
 # ----------------------------------------------------------------------------------------------- loop
@@ -239,44 +252,88 @@ class _StopFlag:
 
 
 class _InterruptibleIterator:
-    """The train iterator, whose `next` a stop signal interrupts on a single process (with several, every process
-    stops at the same step boundary instead: one leaving a step's collectives would hang the others).
+    """The train iterator, read `depth` batches ahead by a background thread that also transfers each batch to the
+    devices (`transfer`), so the next batches are on their way while the current step runs.
 
-    An interrupted `next` may have consumed part of a batch, so `get_state` then gives the position before it,
-    and the live iterator is closed, its worker processes terminated, and not used again: the run saves that
-    position and exits.
+    `get_state()` is the position after the last batch `next` returned (the one the latest step trained on), not
+    the reader's: batches read ahead but not trained on are read again after a resume.
+
+    On a single process a stop signal interrupts a `next` that waits for data (StopRequested); with several, every
+    process stops at the same step boundary instead (one leaving a step's collectives would hang the others). The
+    interrupted reader may be mid-batch: its worker processes are terminated and the iterator closed, not used again.
+    The thread is a daemon and `close()` stops it, so it never keeps the process alive.
     """
 
-    def __init__(self, iterator, stop: _StopFlag):
+    def __init__(self, iterator, stop: _StopFlag, transfer: Callable[[dict], Any] | None = None, depth: int = 2):
         self.iterator, self.stop = iterator, stop
-        self._position = None  # set once interrupted
+        self._transfer = transfer or (lambda batch: batch)
+        self._position = iterator.get_state()
+        self._queue = queue.Queue(maxsize=max(depth - 1, 1))  # and one more in the reader's hand, transferred
+        self._closed = threading.Event()
+        self._thread = None
 
     def __iter__(self):
         return self
 
-    def __next__(self):
-        if jax.process_count() > 1:
-            return next(self.iterator)
-        position = self.iterator.get_state()
-        try:
-            self.stop.waiting = True
+    def _offer(self, item) -> bool:
+        while not self._closed.is_set():
             try:
-                if self.stop.signum is not None:
-                    raise StopRequested(self.stop.signum)
-                return next(self.iterator)
-            finally:
-                self.stop.waiting = False
-        except StopRequested:
-            self._position = position
-            for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
-                worker.terminate()                            # up to 25 s for each to finish it
-            closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
-            closing.start()
-            closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
-            raise
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self):
+        try:
+            while not self._closed.is_set():
+                batch = next(self.iterator)
+                if not self._offer((self._transfer(batch), self.iterator.get_state())):
+                    return
+        except BaseException as e:  # StopIteration and errors included: the consumer raises them
+            if not self._closed.is_set():
+                self._offer((e, None))
+
+    def __next__(self):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read, name="vmp_jax-prefetch", daemon=True)
+            self._thread.start()
+        if jax.process_count() > 1:
+            item = self._queue.get()
+        else:
+            try:
+                self.stop.waiting = True
+                try:
+                    if self.stop.signum is not None:
+                        raise StopRequested(self.stop.signum)
+                    item = self._queue.get()
+                finally:
+                    self.stop.waiting = False
+            except StopRequested:
+                self._abort()
+                raise
+        batch, position = item
+        if position is None:
+            raise batch
+        self._position = position
+        return batch
+
+    def _abort(self):
+        self._closed.set()
+        for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
+            worker.terminate()                            # up to 25 s for each to finish it
+        closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
+        closing.start()
+        closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
+
+    def close(self):
+        """Stops the reader thread (waits a few seconds for a batch it is reading)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
 
     def get_state(self):
-        return self.iterator.get_state() if self._position is None else self._position
+        return self._position
 
 
 def run_length(config: ml_collections.ConfigDict, num_train_examples: int) -> tuple[int, int]:
@@ -313,8 +370,12 @@ class Cadence:
         return step % self.checkpoint_every == 0 or step == self.total_steps
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       mesh: jax.sharding.Mesh | None = None) -> TrainState:
+    """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state.
+
+    mesh: a 1-D mesh with axis 'data' over every device (default `make_mesh()`); any device order works.
+    """
     config_checks.validate(config, num_devices=jax.device_count(), num_processes=jax.process_count())
     workdir = os.path.abspath(workdir)  # orbax needs absolute paths
     is_main = jax.process_index() == 0
@@ -327,7 +388,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         if changes and is_main:
             print("Resuming with changed keys (they extend or observe the run): " + "; ".join(changes), flush=True)
 
-    mesh = make_mesh()
+    mesh = make_mesh() if mesh is None else mesh
     num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
     data = data_builders.make_datasets(
         config.data, num_frames=num_frames, global_batch_size=config.batch_size,
@@ -361,7 +422,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     train_iter = iter(data.train)
     checkpoints = checkpointing.Checkpoints(checkpoint_dir, keep_last=config.keep_last, keep_best=config.keep_best,
                                             best_metric="top1")
-    restored_step, state, train_iter = checkpoints.restore_latest(state, train_iter)
+    per_process_batch = config.batch_size // jax.process_count()
+    restored_step, state, train_iter = checkpoints.restore_latest(
+        state, train_iter, data_position=lambda step: data_pipeline.train_state_at(
+            step * per_process_batch, config.data.num_workers))
     if restored_step is not None:
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
@@ -386,7 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule, config.grad_accum_steps)
     p_eval_step = make_eval_step(mesh, model)
     stop = _StopFlag()
-    batches = _InterruptibleIterator(train_iter, stop)
+    batches = _InterruptibleIterator(train_iter, stop, transfer=lambda batch: global_batch(mesh, batch))
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     writer = MetricWriter(workdir, total_steps, start_step, enabled=is_main, progress_bar=config.progress_bar)
     if restored_step is not None:
@@ -395,13 +459,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         state = train_loop(
             state, start_step, cadence,
-            train_step=profiling.traced(lambda s: p_train_step(s, global_batch(mesh, next(batches)), step_rng),
+            batches=batches,
+            train_step=profiling.traced(lambda s, batch: p_train_step(s, batch, step_rng),
                                         profiling.parse_steps(config.profile_steps),
                                         os.path.join(workdir, profiling.PROFILE_DIR), start_step),
-            evaluate=lambda s: evaluate(p_eval_step, s, data.eval, mesh, data.num_classes, data.eval_num_views),
+            evaluate=lambda s, final: _evaluations(p_eval_step, s, data, mesh, final),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
             checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
     finally:
+        batches.close()
         checkpoints.close()
         writer.close()
         for s, handler in previous_handlers.items():
@@ -413,6 +479,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
               f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
               + _next_steps(workdir), flush=True)
     return state
+
+
+def _evaluations(eval_step_fn, state: TrainState, data: data_builders.DataSplits, mesh, final: bool) -> dict:
+    """{'eval': scores of the evaluation during training[, 'test': the full multi-view test, at the end]}.
+
+    The evaluations during training take data.eval_during_training_clips x _crops views per video (what keep_best
+    ranks checkpoints by, the last step included); the last step also takes data.eval_num_clips x _crops as 'test'
+    when those views differ.
+    """
+    if data.eval_during_training is None:
+        return {"eval": evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)}
+    splits = {"eval": evaluate(eval_step_fn, state, data.eval_during_training, mesh, data.num_classes,
+                               data.eval_during_training_num_views)}
+    if final:
+        splits["test"] = evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)
+    return splits
 
 
 def _previous_run(workdir: str) -> tuple[dict, dict] | None:
@@ -431,17 +513,27 @@ def _next_steps(workdir: str) -> str:
             "--export {0}_export VIDEO)").format(workdir)
 
 
-def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
-               train_step: Callable[[TrainState], tuple[TrainState, dict]],
-               evaluate: Callable[[TrainState], dict], save: Callable[..., None],
+def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
+               train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
+               evaluate: Callable[[TrainState, bool], dict[str, dict]], save: Callable[..., None],
                checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
                batch_size: int) -> TrainState:
-    """Steps from `start_step` to `cadence.total_steps`: `train_step` (next batch included), metrics, `evaluate`
-    and `save(step, state[, eval metrics])` at the cadence; a stop signal saves and returns at a step boundary, or
-    at once if it comes while `train_step` waits for data (StopRequested: that step does not run)."""
+    """Steps from `start_step` to `cadence.total_steps`: `train_step(state, next(batches))`, metrics,
+    `evaluate(state, final)` -> {split: scores} ('eval' is what the checkpoint is ranked by) and
+    `save(step, state[, eval scores])` at the cadence; a stop signal saves and returns at a step boundary, or
+    at once if it comes while `next(batches)` waits for data (StopRequested: that step does not run).
+
+    Nothing waits for a step to finish except the logging (every `log_every` steps) and the non-finite check of
+    the step before (the device has the current step queued meanwhile). With several processes the processes agree
+    on stopping only at log, eval and checkpoint steps: an agreement is a collective that would make every host
+    wait for its step. Train records carry `data_wait_s` (mean seconds per step waiting for the next batch),
+    `step_s` (the rest of a step's wall time) and `clips_per_s`, over the steps of the log window (eval and
+    checkpoint time excluded).
+    """
     pending = None  # (step, metrics) of the step in flight: checked for NaN one step later, without a stall
-    window_start, window_steps = time.perf_counter(), 0
+    window = {"start": time.perf_counter(), "steps": 0, "wait": 0.0, "other": 0.0}
     step = start_step
+    several = jax.process_count() > 1
 
     def check_finite(step_metrics, at_step):
         loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
@@ -468,36 +560,45 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *,
         return state
 
     while step < cadence.total_steps:
+        waited = time.perf_counter()
         try:
-            state, metrics = train_step(state)
+            batch = next(batches)
         except StopRequested:  # signalled while waiting for the batch: this step did not run
             return stop_here()
+        window["wait"] += time.perf_counter() - waited
+        state, metrics = train_step(state, batch)
         if pending is not None:
             check_finite(*pending)
         step += 1
         pending = (metrics, step)
-        window_steps += 1
+        window["steps"] += 1
         writer.advance(step)
 
         if cadence.log_at(step):
             check_finite(*pending)
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            elapsed = time.perf_counter() - window_start
-            host["clips_per_s"] = window_steps * batch_size / elapsed
+            busy = time.perf_counter() - window["start"] - window["other"]
+            host["data_wait_s"] = window["wait"] / window["steps"]
+            host["step_s"] = (busy - window["wait"]) / window["steps"]
+            host["clips_per_s"] = window["steps"] * batch_size / busy
             writer.write(step, "train", host)
-            window_start, window_steps = time.perf_counter(), 0
+            window = {"start": time.perf_counter(), "steps": 0, "wait": 0.0, "other": 0.0}
 
+        other = time.perf_counter()
         if cadence.eval_at(step):
             check_finite(*pending)
-            results = evaluate(state)
-            writer.write(step, "eval", results)
-            writer.message(f"step {step}: eval " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
-            save(step, state, results)
+            splits = evaluate(state, step == cadence.total_steps)
+            for split, results in splits.items():
+                writer.write(step, split, results)
+                writer.message(f"step {step}: {split} " + ", ".join(f"{k}={v:.4f}" for k, v in results.items()))
+            save(step, state, splits["eval"])
         elif cadence.checkpoint_at(step):
             check_finite(*pending)
             save(step, state)
+        window["other"] += time.perf_counter() - other
 
-        if _should_stop(stop):
+        boundary = cadence.log_at(step) or cadence.eval_at(step) or cadence.checkpoint_at(step)
+        if (boundary or not several) and _should_stop(stop):
             return stop_here()
     if pending is not None:
         check_finite(*pending)

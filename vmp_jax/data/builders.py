@@ -34,6 +34,9 @@ class DataSplits:
   eval_num_videos: int = 0
   num_train_examples: int = 0        # clips (videos) in the whole train split, for epoch-based schedules
   frame_size: tuple[int, int] = (0, 0)  # (H, W) of the frames in every batch
+  # The lighter eval pass of the evaluations during training (None: the same as `eval`) and its views per video.
+  eval_during_training: grain.IterDataset | None = None
+  eval_during_training_num_views: int = 0
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -76,6 +79,8 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.eval_short_side = 256        # test: resize the short side to this, then take the crops
   c.eval_num_clips = 10          # test: K evenly spaced clips per video
   c.eval_num_crops = 3           # test: 3 crops (both ends and the centre of the long side) or 1 (centre)
+  c.eval_during_training_clips = 1  # the evaluations before the last step: views per video (clips x crops) ...
+  c.eval_during_training_crops = 1  # ... the final test takes eval_num_clips x eval_num_crops
 
   # --- tfds: ArrayRecord shards prepared by `python -m vmp_jax.data.prepare`.
   c.tfds = ml_collections.ConfigDict()
@@ -93,10 +98,14 @@ def clip_options(c: ml_collections.ConfigDict) -> dict:
               short_video=c.short_video, on_bad_input=c.on_bad_input)
 
 
-def eval_options(c: ml_collections.ConfigDict) -> dict:
-  """clip_options(c) and the test views of `c`: keyword arguments of video_sources.eval_transform."""
-  return dict(clip_options(c), eval_short_side=c.eval_short_side, num_clips=c.eval_num_clips,
-              num_crops=c.eval_num_crops)
+def eval_options(c: ml_collections.ConfigDict, during_training: bool = False) -> dict:
+  """clip_options(c) and the test views of `c` (or those of the evaluations during training): keyword arguments
+  of video_sources.eval_transform."""
+  if during_training:
+    views = dict(num_clips=c.eval_during_training_clips, num_crops=c.eval_during_training_crops)
+  else:
+    views = dict(num_clips=c.eval_num_clips, num_crops=c.eval_num_crops)
+  return dict(clip_options(c), eval_short_side=c.eval_short_side, **views)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +119,9 @@ class _Sources:
   frame_size: tuple[int, int]
   train_transform: pipeline.Transform | None = None
   eval_transform: pipeline.Transform | None = None
+  light_eval: Any = None               # the views of the evaluations during training, when they differ
+  light_eval_transform: pipeline.Transform | None = None
+  light_eval_num_views: int = 0
 
 
 def _procedural(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
@@ -130,8 +142,14 @@ def _videos(c: ml_collections.ConfigDict, num_frames: int, train, eval_videos, c
   views = video_sources.MultiViewSource(eval_videos, c.eval_num_clips, c.eval_num_crops)
   logging.info("data: %d train videos, %d eval videos x %d views, %d classes", len(train), len(eval_videos),
                views.num_views, len(class_names))
+  light = {}
+  if (c.eval_during_training_clips, c.eval_during_training_crops) != (c.eval_num_clips, c.eval_num_crops):
+    light_views = video_sources.MultiViewSource(eval_videos, c.eval_during_training_clips,
+                                                c.eval_during_training_crops)
+    light = dict(light_eval=light_views, light_eval_num_views=light_views.num_views,
+                 light_eval_transform=video_sources.eval_transform(num_frames, **eval_options(c, True)))
   return _Sources(train, views, list(class_names), views.num_views, len(eval_videos), (c.crop_size, c.crop_size),
-                  train_t, eval_t)
+                  train_t, eval_t, **light)
 
 
 def _video_manifest(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
@@ -187,5 +205,11 @@ def make_datasets(data_config: ml_collections.ConfigDict, *, num_frames: int, gl
       shard_count=process_count, num_workers=c.num_workers, eval_num_workers=c.eval_num_workers,
       per_worker_buffer_size=c.per_worker_buffer_size, read_threads=c.read_threads,
       read_buffer_size=c.read_buffer_size)
+  light = None
+  if sources.light_eval is not None:
+    light = pipeline.eval_dataset(sources.light_eval, batch_size=eval_b, transform=sources.light_eval_transform,
+                                  shard_index=process_index, shard_count=process_count,
+                                  num_workers=c.eval_num_workers, read_threads=c.read_threads)
   return DataSplits(train, evaluation, len(sources.class_names), sources.class_names, sources.eval_num_views,
-                    sources.eval_num_videos, len(sources.train), sources.frame_size)
+                    sources.eval_num_videos, len(sources.train), sources.frame_size, light,
+                    sources.light_eval_num_views)

@@ -158,6 +158,24 @@ def train_dataset(source, *, batch_size: int, seed: int, transform: Transform | 
   return it
 
 
+def train_state_at(elements: int, num_workers: int = 0) -> dict:
+  """The `get_state()` of a `train_dataset` iterator (of this `num_workers`) that has yielded the first `elements`
+  elements of its shard: where a run resumed on another process or worker count picks the stream up.
+
+  Exact when `elements` is a whole number of batches per worker round and no item was skipped; a stream that
+  skipped items is a few elements further on (they are read again). With workers, worker w reads shard elements
+  w, w + num_workers, ... and is set to continue from the first of those at or after `elements`.
+  """
+  if elements < 0:
+    raise ValueError(f"elements={elements}; expected >= 0")
+  if num_workers <= 0:
+    return {"next_index": int(elements)}
+  return {"next_index_in_cycle": 0, "next_index_in_datasets": num_workers,
+          "iterators_in_use_indices": list(range(num_workers)),
+          "iterators_in_use_states": [{"next_index": -(-(elements - w) // num_workers)} for w in range(num_workers)],
+          "exhausted": [0] * num_workers, "future_states": {}}
+
+
 def _mp_prefetch(it: grain.IterDataset, num_workers: int, per_worker_buffer_size: int) -> grain.IterDataset:
   # grain >= 0.2.17 reads absl flags in mp_prefetch; outside an absl app (pytest, notebooks, plain scripts)
   # nothing has parsed them, so use their defaults instead of failing with UnparsedFlagAccessError.

@@ -1,0 +1,79 @@
+"""One process of a simulated multi-host job for tests/test_multihost.py (several CPU processes on 127.0.0.1).
+
+    python tests/multihost_worker.py eval OUT.npz PROCESS_ID NUM_PROCESSES PORT DEVICES_PER_PROCESS [interleaved]
+
+`eval`: evaluates a tiny randomly initialised model on the procedural eval split over a 1-D mesh (with
+`interleaved`, the mesh's device order alternates between the processes, as `jax.make_mesh` may order a TPU
+torus) and, on process 0, saves the per-video probabilities (video ids, probabilities, labels) to OUT.npz.
+"""
+import sys
+
+import jax
+import numpy as np
+
+
+def tiny_config():
+    from configs import common
+    c = common.base_config()
+    c.model.backbone = "tiny"
+    c.num_frames = 4
+    c.batch_size = c.eval_batch_size = 8
+    c.data.procedural.height = c.data.procedural.width = 32
+    c.data.procedural.num_train = 64
+    c.data.procedural.num_eval = 24
+    return c
+
+
+def interleaved_devices():
+    """Devices ordered p0d0, p1d0, ..., p0d1, p1d1, ...: no process's devices are adjacent."""
+    by_process = [[d for d in jax.devices() if d.process_index == p] for p in range(jax.process_count())]
+    return [d for group in zip(*by_process) for d in group]
+
+
+def run_eval(out, interleaved):
+    from vmp_jax import train_lib
+    from vmp_jax.data import builders, multiview
+    from vmp_jax.models import factory
+
+    config = tiny_config()
+    devices = interleaved_devices() if interleaved else jax.devices()
+    # The trainer's (hosts, data) mesh; interleaved, each of its rows mixes the processes' devices.
+    mesh = jax.sharding.Mesh(np.array(devices).reshape(jax.process_count(), -1), train_lib.AXIS)
+    data = builders.make_datasets(config.data, num_frames=config.num_frames + 1, global_batch_size=config.batch_size,
+                                  eval_batch_size=config.eval_batch_size, seed=0, process_index=jax.process_index(),
+                                  process_count=jax.process_count())
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
+    shape = (1, config.num_frames + 1, 32, 32, 3)
+    variables = factory.init_variables(model, jax.random.key(3), shape)
+    state = train_lib.TrainState(step=np.int32(0), params=variables["params"],
+                                 batch_stats=variables.get("batch_stats", {}), opt_state=())
+    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    accumulators = []
+
+    class Recorded(multiview.MultiViewAccumulator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            accumulators.append(self)
+
+    train_lib.multiview.MultiViewAccumulator = Recorded
+    train_lib.evaluate(train_lib.make_eval_step(mesh, model), state, data.eval, mesh, data.num_classes,
+                       data.eval_num_views)
+    if jax.process_index() == 0:
+        ids, probs, labels = accumulators[0].video_probabilities()
+        np.savez(out, ids=ids, probs=probs, labels=labels)
+
+
+def main(argv):
+    what, out, process_id, num_processes, port, devices = argv[1:7]
+    jax.config.update("jax_num_cpu_devices", int(devices))
+    if int(num_processes) > 1:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
+    if what == "eval":
+        run_eval(out, interleaved="interleaved" in argv[7:])
+    else:
+        raise ValueError(f"unknown worker task {what!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
