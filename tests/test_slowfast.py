@@ -179,3 +179,19 @@ def test_validate_names_the_keys():
     with pytest.raises(ValueError, match=r"frames of 16x64"):
         validate({}, (32, 16, 64))
     validate({"alpha": 8, "depth": 101}, (32, 224, 224))
+
+
+@pytest.mark.parametrize("name, arg, num_classes", [("slowfast_finegym", None, 99), ("slowfast_finegym", "gym288", 288),
+                                                    ("slowfast_mpii_cooking2", None, 67)])
+def test_recipes_are_the_8x8_r50_on_the_x3d_schedule(name, arg, num_classes):
+    import importlib  # pylint: disable=import-outside-toplevel
+    from configs import recipes  # pylint: disable=import-outside-toplevel
+    from vmp_jax.models import factory  # pylint: disable=import-outside-toplevel
+    module = importlib.import_module(f"configs.{name}")
+    config = module.get_config() if arg is None else module.get_config(arg)
+    x3d = recipes.x3d_recipe("m", num_classes)
+    assert config.model.num_classes == num_classes and config.model.backbone == "slowfast"
+    assert (config.num_frames, config.data.sampling_rate, config.data.crop_size) == (32, 2, 224)
+    assert dict(config.model.slowfast) == {**dict(x3d.model.slowfast), "depth": 50, "alpha": 4, "fusion_kernel": 7}
+    assert (config.optimizer, config.schedule, config.num_epochs) == (x3d.optimizer, x3d.schedule, x3d.num_epochs)
+    factory.validate_backbone(config.model, config.num_frames, (224, 224))
