@@ -6,11 +6,12 @@ the fast pathway takes all T frames, the slow one T/alpha frames at indices `lin
 down). With the motion prompt layer in front, both pathways take their frames from the T prompts.
 
 Every convolution is channels-last and keeps nn.Conv's 3-D kernel shape `(kt, kh, kw, Cin, Cout)` so checkpoints
-map one to one, but none runs as an XLA 3-D convolution: XLA:CPU has no fast path for them (a 3x1x1 conv and its
-input gradient measured 10-50x slower than the forms below on a 2-core CPU). A kt x 1 x 1 conv is the kt temporally
-shifted copies of the input stacked on channels times one matrix; a 1 x kh x kw conv is a 2-D conv over the B*T
-frames (`vmp_jax.ops.spatial_conv`); the fast stem's 5x7x7 conv is both (the 5 shifted copies of 3 channels, then a
-2-D conv).
+map one to one, but none runs as an XLA 3-D convolution. A kt x 1 x 1 conv is the kt temporally shifted copies of
+the input stacked on channels times one matrix; a 1 x kh x kw conv is a 2-D conv over the B*T frames
+(`vmp_jax.ops.spatial_conv`); the fast stem's 5x7x7 conv is both (the 5 shifted copies of 3 channels, then a 2-D
+conv). Forward + both gradients against XLA:CPU's 3-D conv (`benchmarks/slowfast.py --convs`, 2-core CPU, 8x8 R50
+shapes at 112²): the fast stem 28x and the strided 7x1x1 fusion 32x faster, a strided 1x3x3 conv_b 8x; a stride-1
+3x1x1 conv_a is on par (0.9x at 32 channels, 1.8x at 576), and one form for all keeps the code simple.
 
 Like our X3D, the head averages over all of T, H, W where PyTorchVideo's `AvgPool3d` has a kernel fixed from the
 native 32x224² input: identical at the native size, one prediction per clip at any other.
