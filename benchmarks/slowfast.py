@@ -7,7 +7,7 @@ then all PyTorch runs), clips/s, and the ratio of the PyTorch time to ours in th
 
 Train step = uint8 -> standardised frames, VMP layer + SlowFast forward (the pathway split inside), cross-entropy +
 lambda * temporal variation, backward, SGD-momentum update; ours is the trainer's own step
-(`train_lib.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them). The PyTorch side is
+(`train_lib.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them; batch 1 runs on one). The PyTorch side is
 PyTorchVideo's `create_slowfast` behind PySlowFast's PackPathway split, with the same VMP module as
 benchmarks/x3d.py; both start from the same weights (converted from the PyTorch model), and torch flushes denormals
 as XLA does. 8x8 R50 at 32 prompts (33 frames): batch 2 at 112² and batch 1 at 160² (224² does not fit the
@@ -38,7 +38,9 @@ ALPHA = 4
 def jax_train_step(frames_u8, labels, torch_state_dict):
     from vmp_jax import train_lib
 
-    mesh = train_lib.make_mesh()
+    # One device per clip at most: a batch of 1 runs on one core (the trainer needs the batch to divide the mesh).
+    n = min(len(frames_u8), jax.device_count())
+    mesh = jax.make_mesh((n,), (train_lib.AXIS,), devices=jax.devices()[:n])
     clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="slowfast", backbone_kwargs=(("alpha", ALPHA),),
                           bn_axis_name=train_lib.AXIS)
     variables = None
