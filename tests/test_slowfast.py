@@ -195,3 +195,16 @@ def test_recipes_are_the_8x8_r50_on_the_x3d_schedule(name, arg, num_classes):
     assert dict(config.model.slowfast) == {**dict(x3d.model.slowfast), "depth": 50, "alpha": 4, "fusion_kernel": 7}
     assert (config.optimizer, config.schedule, config.num_epochs) == (x3d.optimizer, x3d.schedule, x3d.num_epochs)
     factory.validate_backbone(config.model, config.num_frames, (224, 224))
+
+
+def test_max_pool_matches_pytorch_values_and_gradient_away_from_ties():
+    torch = pytest.importorskip("torch")
+    from vmp_jax.models.slowfast import max_pool_3x3_s2  # pylint: disable=import-outside-toplevel
+    x = _clips((2, 3, 9, 12, 4))  # continuous values: no ties
+    cot = _clips((2, 3, 5, 6, 4), seed=1)
+    ours, vjp = jax.vjp(max_pool_3x3_s2, jnp.asarray(x))
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))).requires_grad_(True)
+    theirs = torch.nn.functional.max_pool3d(xt, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+    theirs.backward(torch.from_numpy(np.ascontiguousarray(cot.transpose(0, 4, 1, 2, 3))))
+    np.testing.assert_array_equal(ours, theirs.detach().numpy().transpose(0, 2, 3, 4, 1))
+    np.testing.assert_allclose(vjp(jnp.asarray(cot))[0], xt.grad.numpy().transpose(0, 2, 3, 4, 1), atol=1e-6)
