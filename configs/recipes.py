@@ -75,3 +75,24 @@ def x3d_recipe(variant: str, num_classes: int, batch_size: int | None = None) ->
     config.data.eval_num_crops = 3
     config.data.num_workers = 8
     return config
+
+
+# SlowFast 8x8 R50 (PySlowFast's SLOWFAST_8x8_R50.yaml): T = 32 fast frames 2 apart at 30 fps (8 slow ones),
+# crop 224, train short side 256-320, test short side 256.
+SLOWFAST_INPUTS = (32, 2, 224, (256, 320), 256)
+SLOWFAST_BATCH_SIZE = 16
+
+
+def slowfast_recipe(num_classes: int, batch_size: int | None = None) -> ml_collections.ConfigDict:
+    """The recipe for SlowFast 8x8 R50 from Kinetics-400: the X3D recipes' optimiser, schedule and test views,
+    SlowFast's own backbone and inputs; batch_size None: SLOWFAST_BATCH_SIZE."""
+    config = x3d_recipe("m", num_classes, SLOWFAST_BATCH_SIZE if batch_size is None else batch_size)
+    config.model.backbone = "slowfast"
+    config.model.slowfast.update(depth=50, alpha=4, beta_inv=8, fusion_kernel=7, dropout_rate=0.5)
+    num_frames, rate, crop, train_scale, test_side = SLOWFAST_INPUTS
+    config.num_frames = num_frames
+    config.data.sampling_rate = rate
+    config.data.crop_size = crop
+    config.data.train_scale = train_scale
+    config.data.eval_short_side = test_side
+    return config

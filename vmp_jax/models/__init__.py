@@ -9,6 +9,7 @@ import pkgutil
 
 from vmp_jax.models.classifier import VideoClassifier
 from vmp_jax.models.registry import BACKBONES, register_backbone, registered_backbone
+from vmp_jax.models.slowfast import SlowFast
 from vmp_jax.models.timesformer import TimeSformer
 from vmp_jax.models.tiny import TinyVideoNet
 from vmp_jax.models.x3d import X3D, native_input, stage_depths
@@ -17,4 +18,4 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["BACKBONES", "VideoClassifier", "TinyVideoNet", "X3D", "native_input", "register_backbone",
-           "registered_backbone", "stage_depths", "TimeSformer"]
+           "registered_backbone", "SlowFast", "stage_depths", "TimeSformer"]
