@@ -19,19 +19,30 @@ from vmp_jax import cli
 
 def define_flags(flag_values: flags.FlagValues, argv=None) -> None:
     """train.py's flags, on `flag_values`; config overrides are read from `argv` (None: sys.argv)."""
-    config_flags.DEFINE_config_file("config", "configs/default.py", "Training config (ml_collections).",
-                                    lock_config=True, flag_values=flag_values, sys_argv=argv)
+    config_flags.DEFINE_config_file(
+        "config",
+        "configs/default.py",
+        "Training config (ml_collections).",
+        lock_config=True,
+        flag_values=flag_values,
+        sys_argv=argv,
+    )
     define = dict(flag_values=flag_values)
     flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go (default: runs/<config name>).", **define)
     flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-process runs.", **define)
     flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).", **define)
     flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).", **define)
-    flags.DEFINE_string("cpu_collectives", None, "CPU collectives implementation for multi-process CPU runs ('gloo').",
-                        **define)
+    flags.DEFINE_string(
+        "cpu_collectives", None, "CPU collectives implementation for multi-process CPU runs ('gloo').", **define
+    )
     flags.DEFINE_integer(
-        "cpu_devices", -1, "On the CPU backend, JAX devices per process (one XLA:CPU program uses about one core, so "
+        "cpu_devices",
+        -1,
+        "On the CPU backend, JAX devices per process (one XLA:CPU program uses about one core, so "
         "data parallelism over one device per core is faster). -1: the largest count <= the cores that divides the "
-        "batch sizes; 0: JAX's default. Ignored when JAX_NUM_CPU_DEVICES is set.", **define)
+        "batch sizes; 0: JAX's default. Ignored when JAX_NUM_CPU_DEVICES is set.",
+        **define,
+    )
 
 
 def main(argv, flag_values):
@@ -43,16 +54,24 @@ def main(argv, flag_values):
 
     config = flag_values.config
     if config.compilation_cache_dir:  # before anything compiles
-        jax.config.update("jax_compilation_cache_dir", os.path.abspath(os.path.expanduser(config.compilation_cache_dir)))
+        jax.config.update(
+            "jax_compilation_cache_dir", os.path.abspath(os.path.expanduser(config.compilation_cache_dir))
+        )
     note = distributed.set_cpu_devices(flag_values.cpu_devices, (config.batch_size, config.eval_batch_size))
-    distributed.initialize(flag_values.coordinator_address, flag_values.num_processes, flag_values.process_id,
-                           flag_values.cpu_collectives)
-    workdir = cli.output_dir(flag_values.workdir or os.path.join("runs", os.path.splitext(os.path.basename(
-        flag_values["config"].config_filename))[0]), "workdir")
+    distributed.initialize(
+        flag_values.coordinator_address, flag_values.num_processes, flag_values.process_id, flag_values.cpu_collectives
+    )
+    workdir = cli.output_dir(
+        flag_values.workdir
+        or os.path.join("runs", os.path.splitext(os.path.basename(flag_values["config"].config_filename))[0]),
+        "workdir",
+    )
     if not flag_values["verbosity"].present:  # orbax and grain log every step at INFO; --verbosity=0 shows it
         logging.set_verbosity(logging.WARNING)
-    cli.say(f"Training {flag_values['config'].config_filename} on {jax.device_count()} {jax.default_backend()} "
-            f"device(s) into {os.path.abspath(workdir)}")
+    cli.say(
+        f"Training {flag_values['config'].config_filename} on {jax.device_count()} {jax.default_backend()} "
+        f"device(s) into {os.path.abspath(workdir)}"
+    )
     if note:
         cli.say(note)
     train_lib.train_and_evaluate(config, workdir)

@@ -16,6 +16,7 @@ Rows (median of --runs runs after a warm-up that compiles; clips/s or GB/s; peak
 the rows and columns are the same.
 Uses only public JAX APIs that JAX 0.11 still has (jax.shard_map, jax.make_mesh, Device.memory_stats).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,26 +30,31 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
 from timing import median_seconds  # noqa: E402
 
-FULL = {"recipes": {"default": ("xxs", 16, 8, 32), "x3d_s": ("s", 16, 13, 160)},  # variant, batch, T, crop
-        "depthwise": (8, 13, 40, 40, 108), "vmp": (8, 17, 224, 224, 3)}
+FULL = {
+    "recipes": {"default": ("xxs", 16, 8, 32), "x3d_s": ("s", 16, 13, 160)},  # variant, batch, T, crop
+    "depthwise": (8, 13, 40, 40, 108),
+    "vmp": (8, 17, 224, 224, 3),
+}
 # --quick uses the 'tiny' backbone for both (an X3D train step compiles for about a minute on a 2-core CPU); the same
 # code path otherwise, and the shape column says which backbone ran.
-QUICK = {"recipes": {"default": ("tiny", 2, 2, 32), "x3d_s": ("tiny", 2, 3, 32)},
-         "depthwise": (2, 4, 16, 16, 8), "vmp": (2, 5, 32, 32, 3)}
+QUICK = {
+    "recipes": {"default": ("tiny", 2, 2, 32), "x3d_s": ("tiny", 2, 3, 32)},
+    "depthwise": (2, 4, 16, 16, 8),
+    "vmp": (2, 5, 32, 32, 3),
+}
 
 
 def peak_memory() -> str:
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
-    return f"{peak / 2 ** 30:.2f} GiB" if peak is not None else "n/a"
+    return f"{peak / 2**30:.2f} GiB" if peak is not None else "n/a"
 
 
 def train_config(variant, batch, frames, crop, dtype, workers):
     from configs.default import get_config
+
     config = get_config()
     batch = max(batch, jax.device_count()) // jax.device_count() * jax.device_count()
     config.batch_size = config.eval_batch_size = batch
@@ -70,9 +76,15 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
     from vmp_jax.models import factory
 
     config = train_config(variant, batch, frames, crop, dtype, workers)
-    data = builders.make_datasets(config.data, num_frames=frames + 1, global_batch_size=config.batch_size,
-                                  eval_batch_size=config.eval_batch_size, seed=0,
-                                  process_index=jax.process_index(), process_count=jax.process_count())
+    data = builders.make_datasets(
+        config.data,
+        num_frames=frames + 1,
+        global_batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=0,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     mesh = train_lib.make_mesh()
     model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
     shape = (1, frames + 1, crop, crop, 3)
@@ -98,16 +110,33 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
     rows = []
     with jax.set_mesh(mesh):
         t = median_seconds(on_device, runs)
-        rows.append((f"train step, batch on device: {name}", dtype, shape_text, t, f"{config.batch_size / t:.1f} clips/s",
-                     peak_memory()))
+        rows.append(
+            (
+                f"train step, batch on device: {name}",
+                dtype,
+                shape_text,
+                t,
+                f"{config.batch_size / t:.1f} clips/s",
+                peak_memory(),
+            )
+        )
         t = median_seconds(real_loop, runs) / loop_steps
-        rows.append((f"train step, real loop: {name}", dtype, shape_text, t, f"{config.batch_size / t:.1f} clips/s",
-                     peak_memory()))
+        rows.append(
+            (
+                f"train step, real loop: {name}",
+                dtype,
+                shape_text,
+                t,
+                f"{config.batch_size / t:.1f} clips/s",
+                peak_memory(),
+            )
+        )
     return rows
 
 
 def depthwise_rows(shape, runs):
     from vmp_jax.ops import depthwise_conv3d
+
     x = jax.random.normal(jax.random.key(0), shape, jnp.float32)
     k = jax.random.normal(jax.random.key(1), (3, 3, 3, shape[-1]), jnp.float32)
     nbytes = 2 * x.size * 4
@@ -117,30 +146,62 @@ def depthwise_rows(shape, runs):
         grad = jax.jit(jax.grad(lambda x, k, impl=impl: jnp.sum(depthwise_conv3d(x, k, impl=impl) ** 2), (0, 1)))
         for what, fn, moved in (("forward", fwd, nbytes), ("forward+backward", grad, 2 * nbytes)):
             t = median_seconds(lambda fn=fn: jax.block_until_ready(fn(x, k)), runs)
-            rows.append((f"depthwise conv {impl}, {what}", "float32", "x".join(map(str, shape)), t,
-                         f"{moved / t / 1e9:.3g} GB/s", peak_memory()))
+            rows.append(
+                (
+                    f"depthwise conv {impl}, {what}",
+                    "float32",
+                    "x".join(map(str, shape)),
+                    t,
+                    f"{moved / t / 1e9:.3g} GB/s",
+                    peak_memory(),
+                )
+            )
     return rows
 
 
 def vmp_rows(shape, runs):
     from vmp_jax.motion_prompt import motion_prompts
+
     frames = jax.random.normal(jax.random.key(0), shape, jnp.float32)
     m, n = jnp.float32(0.1), jnp.float32(0.2)
     cot = jnp.ones(shape[:1] + (shape[1] - 1,) + shape[2:], jnp.float32)
     forward = jax.jit(lambda x, m, n: motion_prompts(x, {"m": m, "n": n})[::2])
-    grads = jax.jit(jax.grad(lambda x, m, n: jnp.sum(motion_prompts(x, {"m": m, "n": n}).prompts * cot)
-                             + motion_prompts(x, {"m": m, "n": n}).variation, (0, 1, 2)))
+    grads = jax.jit(
+        jax.grad(
+            lambda x, m, n: (
+                jnp.sum(motion_prompts(x, {"m": m, "n": n}).prompts * cot)
+                + motion_prompts(x, {"m": m, "n": n}).variation
+            ),
+            (0, 1, 2),
+        )
+    )
     floor = jax.jit(lambda x: x * 2 + 1)
     fb, pb = frames.size * 4, cot.size * 4
     t_floor = median_seconds(lambda: jax.block_until_ready(floor(frames)), runs)
     floor_gbs = 2 * fb / t_floor / 1e9
-    rows = [("elementwise floor (x*2+1)", "float32", "x".join(map(str, shape)), t_floor, f"{floor_gbs:.3g} GB/s",
-             peak_memory())]
+    rows = [
+        (
+            "elementwise floor (x*2+1)",
+            "float32",
+            "x".join(map(str, shape)),
+            t_floor,
+            f"{floor_gbs:.3g} GB/s",
+            peak_memory(),
+        )
+    ]
     for what, fn, moved in (("forward", forward, fb + pb), ("forward+backward", grads, 2 * (fb + pb))):
         t = median_seconds(lambda fn=fn: jax.block_until_ready(fn(frames, m, n)), runs)
         gbs = moved / t / 1e9
-        rows.append((f"VMP layer, {what}", "float32", "x".join(map(str, shape)), t,
-                     f"{gbs:.3g} GB/s = {gbs / floor_gbs:.2f} x floor", peak_memory()))
+        rows.append(
+            (
+                f"VMP layer, {what}",
+                "float32",
+                "x".join(map(str, shape)),
+                t,
+                f"{gbs:.3g} GB/s = {gbs / floor_gbs:.2f} x floor",
+                peak_memory(),
+            )
+        )
     return rows
 
 
@@ -148,24 +209,32 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes: runs end to end on a CPU in < 1 min")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="grain worker processes of the real loop (data.num_workers); default: half the cores, at "
-                             "most 8 (0 with --quick)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="grain worker processes of the real loop (data.num_workers); default: half the cores, at "
+        "most 8 (0 with --quick)",
+    )
     args = parser.parse_args()
     if args.workers is None:
         args.workers = 0 if args.quick else min(8, max(1, (os.cpu_count() or 2) // 2))
     sizes = QUICK if args.quick else FULL
     device = jax.devices()[0]
-    print(f"# accelerator check {'(--quick) ' if args.quick else ''}on {jax.device_count()} x {device.device_kind} "
-          f"({jax.default_backend()}), jax {jax.__version__}, Python {platform.python_version()}, "
-          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; real loop: {args.workers} grain "
-          f"worker(s), procedural clips", flush=True)
+    print(
+        f"# accelerator check {'(--quick) ' if args.quick else ''}on {jax.device_count()} x {device.device_kind} "
+        f"({jax.default_backend()}), jax {jax.__version__}, Python {platform.python_version()}, "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; real loop: {args.workers} grain "
+        f"worker(s), procedural clips",
+        flush=True,
+    )
     started = time.perf_counter()
     rows = []
     for name, (variant, batch, frames, crop) in sizes["recipes"].items():
         for dtype in ("float32", "bfloat16"):
-            rows += train_rows(name, variant, batch, frames, crop, dtype, args.runs, 2 if args.quick else 5,
-                               args.workers)
+            rows += train_rows(
+                name, variant, batch, frames, crop, dtype, args.runs, 2 if args.quick else 5, args.workers
+            )
             print(f"# {time.perf_counter() - started:.0f} s: {rows[-1][0]} {dtype}", file=sys.stderr, flush=True)
     rows += depthwise_rows(sizes["depthwise"], args.runs)
     print(f"# {time.perf_counter() - started:.0f} s: depthwise", file=sys.stderr, flush=True)

@@ -30,8 +30,10 @@ def _state(megabytes: float) -> dict:
     """8 float32 arrays (random, so that nothing compresses) totalling `megabytes`."""
     rng = np.random.default_rng(0)
     n = int(megabytes * 2**20 / 4 / 8)
-    return {"step": jnp.zeros((), jnp.int32), "params": {f"w{i}": jnp.asarray(rng.normal(size=n), jnp.float32)
-                                                         for i in range(8)}}
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "params": {f"w{i}": jnp.asarray(rng.normal(size=n), jnp.float32) for i in range(8)},
+    }
 
 
 def _crc32_all(step_dir: str) -> None:
@@ -67,13 +69,18 @@ def measure(megabytes: float, runs: int, directory: str) -> dict:
     step_dir = checkpoints.step_directory(step)
     real(step_dir)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(step_dir) for f in fs)
+
     def median(fn):
         return statistics.median(_timed(fn) for _ in range(runs))
 
-    return {"mb": size / 2**20, "plain": statistics.median(times[False]), "sha": statistics.median(times[True]),
-            "write": median(lambda: real(step_dir)),
-            "verify": median(lambda: checkpointing.checksum_problems(step_dir)),
-            "crc32": median(lambda: _crc32_all(step_dir))}
+    return {
+        "mb": size / 2**20,
+        "plain": statistics.median(times[False]),
+        "sha": statistics.median(times[True]),
+        "write": median(lambda: real(step_dir)),
+        "verify": median(lambda: checkpointing.checksum_problems(step_dir)),
+        "crc32": median(lambda: _crc32_all(step_dir)),
+    }
 
 
 def main():
@@ -81,14 +88,18 @@ def main():
     parser.add_argument("--sizes_mb", type=float, nargs="+", default=[4, 32, 256])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    print(f"{'state MB':>9} {'save ms':>9} {'+sha256 ms':>11} {'overhead':>9} {'write ms':>9} {'MB/s':>7} "
-          f"{'verify ms':>10} {'crc32 ms':>9}")
+    print(
+        f"{'state MB':>9} {'save ms':>9} {'+sha256 ms':>11} {'overhead':>9} {'write ms':>9} {'MB/s':>7} "
+        f"{'verify ms':>10} {'crc32 ms':>9}"
+    )
     print("-" * 80)
     for megabytes in args.sizes_mb:
         with tempfile.TemporaryDirectory() as tmp:
             r = measure(megabytes, args.runs, os.path.join(tmp, "checkpoints"))
-        print(f"{r['mb']:9.1f} {1e3 * r['plain']:9.1f} {1e3 * r['sha']:11.1f} {r['sha'] / r['plain'] - 1:8.1%} "
-              f"{1e3 * r['write']:9.1f} {r['mb'] / r['write']:7.0f} {1e3 * r['verify']:10.1f} {1e3 * r['crc32']:9.1f}")
+        print(
+            f"{r['mb']:9.1f} {1e3 * r['plain']:9.1f} {1e3 * r['sha']:11.1f} {r['sha'] / r['plain'] - 1:8.1%} "
+            f"{1e3 * r['write']:9.1f} {r['mb'] / r['write']:7.0f} {1e3 * r['verify']:10.1f} {1e3 * r['crc32']:9.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from timing import median_seconds
+
 from vmp_jax.motion_prompt import motion_prompts
 
 
@@ -88,8 +88,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     frames_np = ((rng.uniform(0, 1, shape) - 0.45) / 0.225).astype(np.float32)
     m, n = jnp.float32(0.3), jnp.float32(-0.2)
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
-          f"shape {shape}, median of {args.runs} runs after warm-up")
+    print(
+        f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
+        f"shape {shape}, median of {args.runs} runs after warm-up"
+    )
     header = f"{'workload':<20}{'dtype':<10}{'jax ms':>9}{'GB/s':>8}{'x floor':>9}{'torch ms':>10}{'speed-up':>10}"
     print(header)
     print("-" * len(header))
@@ -99,16 +101,21 @@ def main() -> None:
         itemsize = dtype.itemsize
         in_bytes = frames.size * itemsize
         out_bytes = in_bytes * (args.frames - 1) // args.frames
-        moved = {"forward": in_bytes + out_bytes, "forward+backward": 2 * (in_bytes + out_bytes),
-                 "elementwise floor": 2 * in_bytes}
+        moved = {
+            "forward": in_bytes + out_bytes,
+            "forward+backward": 2 * (in_bytes + out_bytes),
+            "elementwise floor": 2 * in_bytes,
+        }
         ours = {k: median_seconds(f, args.runs, warmup=2) for k, f in jax_workloads(frames, m, n).items()}
         theirs = {k: median_seconds(f, args.runs, warmup=2) for k, f in torch_workloads(frames_np, dtype_name).items()}
         for name, seconds in ours.items():
             torch_s = theirs.get(name)
-            print(f"{name:<20}{dtype_name:<10}{seconds * 1e3:>9.1f}{moved[name] / seconds / 1e9:>8.2f}"
-                  f"{seconds / ours['elementwise floor']:>9.2f}"
-                  f"{(f'{torch_s * 1e3:.1f}' if torch_s else '-'):>10}"
-                  f"{(f'{torch_s / seconds:.2f}x' if torch_s else '-'):>10}")
+            print(
+                f"{name:<20}{dtype_name:<10}{seconds * 1e3:>9.1f}{moved[name] / seconds / 1e9:>8.2f}"
+                f"{seconds / ours['elementwise floor']:>9.2f}"
+                f"{(f'{torch_s * 1e3:.1f}' if torch_s else '-'):>10}"
+                f"{(f'{torch_s / seconds:.2f}x' if torch_s else '-'):>10}"
+            )
 
 
 if __name__ == "__main__":

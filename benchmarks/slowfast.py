@@ -7,13 +7,15 @@ then all PyTorch runs), clips/s, and the ratio of the PyTorch time to ours in th
 
 Train step = uint8 -> standardised frames, VMP layer + SlowFast forward (the pathway split inside), cross-entropy +
 lambda * temporal variation, backward, SGD-momentum update; ours is the trainer's own step
-(`train_lib.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them; batch 1 runs on one). The PyTorch side is
+(`train_lib.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them; batch 1 runs on one).
+The PyTorch side is
 PyTorchVideo's `create_slowfast` behind PySlowFast's PackPathway split, with the same VMP module as
 benchmarks/x3d.py; both start from the same weights (converted from the PyTorch model), and torch flushes denormals
 as XLA does. 8x8 R50 at 32 prompts (33 frames): batch 2 at 112² and batch 1 at 160² (224² does not fit the
 benchmark's time on a 2-core CPU). `--convs` adds forward + input and kernel gradient timings of single convs of that
 step in the model's forms and as XLA 3-D convs (`lax.conv_general_dilated`), the choice the model file describes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-
 from timing import median_seconds
+from x3d import LAMBDA, NUM_CLASSES, import_torch_x3d, torch_train_step
+
 from vmp_jax.convert import slowfast_from_torch
 from vmp_jax.models import VideoClassifier
 from vmp_jax.models.slowfast import Conv
-from x3d import LAMBDA, NUM_CLASSES, import_torch_x3d, torch_train_step
 
 TRAIN = {"b2_112": (2, 33, 112), "b1_160": (1, 33, 160)}  # workload -> (batch, frames incl. the VMP frame, crop)
 ALPHA = 4
@@ -41,13 +43,16 @@ def jax_train_step(frames_u8, labels, torch_state_dict):
     # One device per clip at most: a batch of 1 runs on one core (the trainer needs the batch to divide the mesh).
     n = min(len(frames_u8), jax.device_count())
     mesh = jax.make_mesh((n,), (train_lib.AXIS,), devices=jax.devices()[:n])
-    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="slowfast", backbone_kwargs=(("alpha", ALPHA),),
-                          bn_axis_name=train_lib.AXIS)
+    clf = VideoClassifier(
+        num_classes=NUM_CLASSES, backbone="slowfast", backbone_kwargs=(("alpha", ALPHA),), bn_axis_name=train_lib.AXIS
+    )
     variables = None
     if torch_state_dict is not None:
         backbone = slowfast_from_torch(torch_state_dict, alpha=ALPHA)
-        variables = {"params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-                     "batch_stats": {"backbone": backbone["batch_stats"]}}
+        variables = {
+            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
+            "batch_stats": {"backbone": backbone["batch_stats"]},
+        }
     tx = optax.sgd(0.01, momentum=0.9)
     state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
     step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
@@ -68,8 +73,9 @@ def packed_slowfast(torch):
     class Packed(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.net = create_slowfast(model_depth=50, model_num_class=NUM_CLASSES,
-                                       head_pool=torch.nn.AdaptiveAvgPool3d)
+            self.net = create_slowfast(
+                model_depth=50, model_num_class=NUM_CLASSES, head_pool=torch.nn.AdaptiveAvgPool3d
+            )
 
         def forward(self, x):
             t = x.shape[2]
@@ -93,11 +99,17 @@ def train_rows(workload, runs, torch):
     ours = median_seconds(ours_fn, runs)
     theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
-    rows = [("train step SlowFast 8x8 R50 (JAX)", shape, ours, f"{batch / ours:.2f} clips/s",
-             "" if theirs is None else f"{theirs / ours:.2f}x")]
+    rows = [
+        (
+            "train step SlowFast 8x8 R50 (JAX)",
+            shape,
+            ours,
+            f"{batch / ours:.2f} clips/s",
+            "" if theirs is None else f"{theirs / ours:.2f}x",
+        )
+    ]
     if theirs is not None:
-        rows.append(("train step SlowFast 8x8 R50 (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s",
-                     "1.00x"))
+        rows.append(("train step SlowFast 8x8 R50 (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s", "1.00x"))
     return rows
 
 
@@ -120,16 +132,24 @@ def conv_rows(runs):
         w = conv.init(jax.random.key(0), x)["params"]["kernel"]
         forms = {
             "ours": lambda x, w: conv.apply({"params": {"kernel": w}}, x),
-            "lax 3-D": lambda x, w: lax.conv_general_dilated(x, w, strides, [(k // 2, k // 2) for k in kernel],
-                                                             dimension_numbers=("NDHWC", "DHWIO", "NDHWC")),
+            "lax 3-D": lambda x, w: lax.conv_general_dilated(
+                x, w, strides, [(k // 2, k // 2) for k in kernel], dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
+            ),
         }
         timed = {}
         for form, f in forms.items():
             grad = jax.jit(jax.grad(lambda x, w, f=f: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))
             timed[form] = median_seconds(lambda: jax.block_until_ready(grad(x, w)), runs)
         for form, sec in timed.items():
-            rows.append((f"{name} fwd+bwd, {form}", "x".join(map(str, shape)), sec, "",
-                         f"{timed['lax 3-D'] / sec:.2f}x (lax 3-D/this)"))
+            rows.append(
+                (
+                    f"{name} fwd+bwd, {form}",
+                    "x".join(map(str, shape)),
+                    sec,
+                    "",
+                    f"{timed['lax 3-D'] / sec:.2f}x (lax 3-D/this)",
+                )
+            )
     return rows
 
 
@@ -138,13 +158,19 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workloads", default="b2_112,b1_160")
     parser.add_argument("--convs", action="store_true")
-    parser.add_argument("--cpu_devices", type=int, default=os.cpu_count(),
-                        help="JAX CPU devices the train step is data-parallel over (the trainer's default)")
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        default=os.cpu_count(),
+        help="JAX CPU devices the train step is data-parallel over (the trainer's default)",
+    )
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before JAX starts its backends
     torch, _ = import_torch_x3d()  # also sets flush-denormal and the torchvision stand-in
-    print(f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-          f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}")
+    print(
+        f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+        f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}"
+    )
     load_before = os.getloadavg()[0]
     rows = []
     for w in [w for w in args.workloads.split(",") if w]:
@@ -157,7 +183,8 @@ def main():
     header = ("workload", "shape", "median s", "throughput", "PyTorch/ours")
     widths = [max(len(str(r[i])) if i != 2 else 8 for r in [header] + rows) for i in range(5)]
     line = lambda r: " | ".join(
-        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5))
+        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5)
+    )
     print(line(header))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

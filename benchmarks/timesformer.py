@@ -17,6 +17,7 @@ Memory rows: TimeSformer-Base (12 x 768, 12 heads) on 8 x 224^2 clips at batch 8
 'nothing_saveable'`: the sizes XLA reports for the compiled program (`jit(...).lower(...).compile()
 .memory_analysis()`: arguments, outputs, temporaries; alias-free total), compiled for this machine's backend.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from timing import median_seconds
 
 TRAIN = dict(depth=4, width=384, num_heads=6, patch_size=16, image_size=96, num_frames=8)
@@ -50,10 +50,20 @@ def import_torch():
 
 def torch_net(torch, transformers):
     config = transformers.TimesformerConfig(
-        image_size=TRAIN["image_size"], patch_size=TRAIN["patch_size"], num_channels=3, num_frames=TRAIN["num_frames"],
-        hidden_size=TRAIN["width"], num_hidden_layers=TRAIN["depth"], num_attention_heads=TRAIN["num_heads"],
-        intermediate_size=4 * TRAIN["width"], hidden_act="gelu", layer_norm_eps=1e-6, qkv_bias=True,
-        attention_type="divided_space_time", num_labels=NUM_CLASSES)
+        image_size=TRAIN["image_size"],
+        patch_size=TRAIN["patch_size"],
+        num_channels=3,
+        num_frames=TRAIN["num_frames"],
+        hidden_size=TRAIN["width"],
+        num_hidden_layers=TRAIN["depth"],
+        num_attention_heads=TRAIN["num_heads"],
+        intermediate_size=4 * TRAIN["width"],
+        hidden_act="gelu",
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+        attention_type="divided_space_time",
+        num_labels=NUM_CLASSES,
+    )
     torch.manual_seed(0)
     return transformers.TimesformerForVideoClassification(config)
 
@@ -65,13 +75,19 @@ def jax_train_step(frames_u8, labels, torch_state_dict):
 
     mesh = train_lib.make_mesh()
     fields = dict(TRAIN, drop_path_rate=0.0)
-    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="timesformer", backbone_kwargs=tuple(fields.items()),
-                          bn_axis_name=train_lib.AXIS)
+    clf = VideoClassifier(
+        num_classes=NUM_CLASSES,
+        backbone="timesformer",
+        backbone_kwargs=tuple(fields.items()),
+        bn_axis_name=train_lib.AXIS,
+    )
     variables = None
     if torch_state_dict is not None:
         backbone = timesformer_from_torch(torch_state_dict, num_heads=TRAIN["num_heads"])
-        variables = {"params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-                     "batch_stats": {}}
+        variables = {
+            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
+            "batch_stats": {},
+        }
     tx = optax.sgd(0.01, momentum=0.9)
     state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
     step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
@@ -129,8 +145,15 @@ def train_rows(runs, torch, transformers):
     ours = median_seconds(ours_fn, runs)
     theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={BATCH} T+1={t1} {size}x{size} {TRAIN['depth']}x{TRAIN['width']}"
-    rows = [("train step VMP+TimeSformer (JAX)", shape, ours, f"{BATCH / ours:.2f} clips/s",
-             "" if theirs is None else f"{theirs / ours:.2f}x")]
+    rows = [
+        (
+            "train step VMP+TimeSformer (JAX)",
+            shape,
+            ours,
+            f"{BATCH / ours:.2f} clips/s",
+            "" if theirs is None else f"{theirs / ours:.2f}x",
+        )
+    ]
     if theirs is not None:
         rows.append(("train step VMP+TimeSformer (PyTorch)", shape, theirs, f"{BATCH / theirs:.2f} clips/s", "1.00x"))
     return rows
@@ -141,23 +164,29 @@ def memory_rows():
     from vmp_jax import train_lib
     from vmp_jax.data.transforms import standardize
     from vmp_jax.models import VideoClassifier
+
     rows = []
     t1, size = BASE["num_frames"] + 1, BASE["image_size"]
     for dtype in ("float32", "bfloat16"):
         for remat in ("", "nothing_saveable"):
-            clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="timesformer",
-                                  backbone_kwargs=tuple(dict(BASE, remat_policy=remat).items()), dtype=jnp.dtype(dtype))
-            params = jax.eval_shape(lambda r: clf.init({"params": r, "dropout": r},
-                                                       jnp.zeros((1, t1, size, size, 3)), train=False),
-                                    jax.random.key(0))["params"]
+            clf = VideoClassifier(
+                num_classes=NUM_CLASSES,
+                backbone="timesformer",
+                backbone_kwargs=tuple(dict(BASE, remat_policy=remat).items()),
+                dtype=jnp.dtype(dtype),
+            )
+            params = jax.eval_shape(
+                lambda r: clf.init({"params": r, "dropout": r}, jnp.zeros((1, t1, size, size, 3)), train=False),
+                jax.random.key(0),
+            )["params"]
             tx = optax.sgd(0.01, momentum=0.9)
             opt_state = jax.eval_shape(tx.init, params)
 
             def step(params, opt_state, frames, labels, rng):
                 def loss_fn(p):
-                    logits, variation = clf.apply({"params": p}, standardize(frames), train=True,
-                                                  rngs={"dropout": rng})
+                    logits, variation = clf.apply({"params": p}, standardize(frames), train=True, rngs={"dropout": rng})
                     return train_lib.cross_entropy(logits, labels) + LAMBDA * variation
+
                 grads = jax.grad(loss_fn)(params)
                 updates, opt_state = tx.update(grads, opt_state, params)
                 return optax.apply_updates(params, updates), opt_state
@@ -165,16 +194,25 @@ def memory_rows():
             frames = jax.ShapeDtypeStruct((BASE_BATCH, t1, size, size, 3), jnp.uint8)
             labels = jax.ShapeDtypeStruct((BASE_BATCH,), jnp.int32)
             start = time.perf_counter()
-            compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, frames, labels,
-                                                                  jax.random.key(0)).compile()
+            compiled = (
+                jax.jit(step, donate_argnums=(0, 1))
+                .lower(params, opt_state, frames, labels, jax.random.key(0))
+                .compile()
+            )
             seconds = time.perf_counter() - start
             m = compiled.memory_analysis()
-            gib = lambda n: n / 2 ** 30  # noqa: E731
+            gib = lambda n: n / 2**30  # noqa: E731
             total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
-            rows.append((f"memory Base train step {dtype}{' remat' if remat else ''}",
-                         f"B={BASE_BATCH} T+1={t1} {size}x{size}", seconds,
-                         f"args {gib(m.argument_size_in_bytes):.2f} + temp {gib(m.temp_size_in_bytes):.2f} GiB "
-                         f"= {gib(total):.2f} GiB", "(compile s)"))
+            rows.append(
+                (
+                    f"memory Base train step {dtype}{' remat' if remat else ''}",
+                    f"B={BASE_BATCH} T+1={t1} {size}x{size}",
+                    seconds,
+                    f"args {gib(m.argument_size_in_bytes):.2f} + temp {gib(m.temp_size_in_bytes):.2f} GiB "
+                    f"= {gib(total):.2f} GiB",
+                    "(compile s)",
+                )
+            )
     return rows
 
 
@@ -186,9 +224,11 @@ def main():
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)
     torch, transformers = import_torch()
-    print(f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-          f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}"
-          f"{'' if transformers is None else ', transformers ' + transformers.__version__}")
+    print(
+        f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+        f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}"
+        f"{'' if transformers is None else ', transformers ' + transformers.__version__}"
+    )
     load_before = os.getloadavg()[0]
     rows = []
     for w in args.workloads.split(","):
@@ -202,7 +242,8 @@ def main():
     header = ("workload", "shape", "median s", "throughput", "PyTorch/ours")
     widths = [max(len(str(r[i])) if i != 2 else 8 for r in [header] + rows) for i in range(5)]
     line = lambda r: " | ".join(  # noqa: E731
-        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5))
+        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5)
+    )
     print(line(header))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

@@ -15,6 +15,7 @@ PyTorch model). The PyTorch side needs torch + pytorchvideo (without torchvision
 registered; X3D does not use it). The depthwise rows time a 3x3x3 depthwise conv on (8, 13, 40, 40, 108) as in
 issue 3 (the grouped `lax` conv is run --lax_runs times only: it takes ~20 s on a 2-core CPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
 from timing import median_seconds
+
 from vmp_jax.convert import x3d_from_torch
 from vmp_jax.models import VideoClassifier
 from vmp_jax.ops import depthwise_conv3d
@@ -36,8 +37,6 @@ from vmp_jax.ops import depthwise_conv3d
 TRAIN = {"s": (2, 14, 160), "xs": (4, 5, 160)}  # variant -> (batch, frames incl. the extra VMP frame, crop)
 NUM_CLASSES = 400
 LAMBDA = 0.1  # weight of the temporal variation in the loss; any value times the same work
-
-
 
 
 def import_torch_x3d():
@@ -67,13 +66,16 @@ def jax_train_step(variant, frames_u8, labels, torch_state_dict):
     from vmp_jax import train_lib
 
     mesh = train_lib.make_mesh()
-    clf = VideoClassifier(num_classes=NUM_CLASSES, backbone="x3d", backbone_kwargs=(("variant", variant),),
-                          bn_axis_name=train_lib.AXIS)
+    clf = VideoClassifier(
+        num_classes=NUM_CLASSES, backbone="x3d", backbone_kwargs=(("variant", variant),), bn_axis_name=train_lib.AXIS
+    )
     variables = None
     if torch_state_dict is not None:
         backbone = x3d_from_torch(torch_state_dict, variant=variant)
-        variables = {"params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-                     "batch_stats": {"backbone": backbone["batch_stats"]}}
+        variables = {
+            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
+            "batch_stats": {"backbone": backbone["batch_stats"]},
+        }
     tx = optax.sgd(0.01, momentum=0.9)
     state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
     step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
@@ -134,19 +136,28 @@ def train_rows(variant, runs, torch, create_x3d):
     net = None
     if torch is not None:
         torch.manual_seed(0)
-        net = create_x3d(input_clip_length=t1 - 1, input_crop_size=crop, model_num_class=NUM_CLASSES,
-                         head_activation=None)
+        net = create_x3d(
+            input_clip_length=t1 - 1, input_crop_size=crop, model_num_class=NUM_CLASSES, head_activation=None
+        )
     ours_fn = jax_train_step(variant, frames_np, labels_np, None if net is None else net.state_dict())
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
     # All JAX runs, then all PyTorch runs: the two runtimes' worker threads never share the cores.
     ours = median_seconds(ours_fn, runs)
     theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
-    rows = [(f"train step X3D-{variant.upper()} (JAX)", shape, ours, f"{batch / ours:.2f} clips/s",
-             "" if theirs is None else f"{theirs / ours:.2f}x")]
+    rows = [
+        (
+            f"train step X3D-{variant.upper()} (JAX)",
+            shape,
+            ours,
+            f"{batch / ours:.2f} clips/s",
+            "" if theirs is None else f"{theirs / ours:.2f}x",
+        )
+    ]
     if theirs is not None:
-        rows.append((f"train step X3D-{variant.upper()} (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s",
-                     "1.00x"))
+        rows.append(
+            (f"train step X3D-{variant.upper()} (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s", "1.00x")
+        )
     return rows
 
 
@@ -158,8 +169,10 @@ def depthwise_rows(runs, lax_runs, torch):
     x, k = jnp.asarray(x_np), jnp.asarray(k_np)
     gbytes = 2 * x_np.nbytes / 1e9  # read input + write output (forward); backward moves about twice that
     fwd = {impl: jax.jit(lambda x, k, impl=impl: depthwise_conv3d(x, k, impl=impl)) for impl in ("shifted", "lax")}
-    bwd = {impl: jax.jit(jax.grad(lambda x, k, impl=impl: jnp.sum(depthwise_conv3d(x, k, impl=impl) ** 2),
-                                  argnums=(0, 1))) for impl in ("shifted", "lax")}
+    bwd = {
+        impl: jax.jit(jax.grad(lambda x, k, impl=impl: jnp.sum(depthwise_conv3d(x, k, impl=impl) ** 2), argnums=(0, 1)))
+        for impl in ("shifted", "lax")
+    }
     timed = {}
     timed["fwd shifted"] = median_seconds(lambda: jax.block_until_ready(fwd["shifted"](x, k)), runs)
     timed["fwd+bwd shifted"] = median_seconds(lambda: jax.block_until_ready(bwd["shifted"](x, k)), runs)
@@ -183,11 +196,25 @@ def depthwise_rows(runs, lax_runs, torch):
         kind = name.split()[0]
         ratio = f"{torch_t[kind] / sec:.2f}x" if kind in torch_t else ""
         n = lax_runs if "lax" in name else runs
-        rows.append((f"depthwise 3x3x3 {name}" + (f" (n={n})" if n != runs else ""), "x".join(map(str, shape)),
-                     sec, f"{gbytes * (2 if 'bwd' in name else 1) / sec:.2f} GB/s", ratio))
+        rows.append(
+            (
+                f"depthwise 3x3x3 {name}" + (f" (n={n})" if n != runs else ""),
+                "x".join(map(str, shape)),
+                sec,
+                f"{gbytes * (2 if 'bwd' in name else 1) / sec:.2f} GB/s",
+                ratio,
+            )
+        )
     for kind, sec in torch_t.items():
-        rows.append((f"depthwise 3x3x3 {kind} PyTorch", "x".join(map(str, shape)), sec,
-                     f"{gbytes * (2 if 'bwd' in kind else 1) / sec:.2f} GB/s", "1.00x"))
+        rows.append(
+            (
+                f"depthwise 3x3x3 {kind} PyTorch",
+                "x".join(map(str, shape)),
+                sec,
+                f"{gbytes * (2 if 'bwd' in kind else 1) / sec:.2f} GB/s",
+                "1.00x",
+            )
+        )
     return rows
 
 
@@ -196,14 +223,20 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lax_runs", type=int, default=1, help="runs of the (very slow on CPU) grouped lax conv")
     parser.add_argument("--workloads", default="s,xs,depthwise")
-    parser.add_argument("--cpu_devices", type=int, default=os.cpu_count(),
-                        help="JAX CPU devices the train step is data-parallel over (one XLA:CPU program runs "
-                             "mostly on one core, so one device per core, as the trainer does)")
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        default=os.cpu_count(),
+        help="JAX CPU devices the train step is data-parallel over (one XLA:CPU program runs "
+        "mostly on one core, so one device per core, as the trainer does)",
+    )
     args = parser.parse_args()
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before JAX starts its backends
     torch, create_x3d = import_torch_x3d()
-    print(f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-          f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}")
+    print(
+        f"jax {jax.__version__} on {jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()}); "
+        f"torch {'absent' if torch is None else torch.__version__ + f' ({torch.get_num_threads()} threads)'}"
+    )
     load_before = os.getloadavg()[0]
     rows = []
     for w in args.workloads.split(","):
@@ -217,7 +250,8 @@ def main():
     header = ("workload", "shape", "median s", "throughput", "PyTorch/ours")
     widths = [max(len(str(r[i])) if i != 2 else 8 for r in [header] + rows) for i in range(5)]
     line = lambda r: " | ".join(
-        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5))
+        (f"{r[i]:.4f}" if isinstance(r[i], float) else str(r[i])).ljust(widths[i]) for i in range(5)
+    )
     print(line(header))
     print("-+-".join("-" * w for w in widths))
     for r in rows:

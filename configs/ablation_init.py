@@ -21,10 +21,10 @@ def base() -> ml_collections.ConfigDict:
     config.model.backbone = "tiny"
     config.model.tiny.width = 16
     config.data.procedural.height = config.data.procedural.width = 64
-    config.model.x3d.variant = "xs"      # unused by tiny; keeps the resolved config, and so resumed sweeps, unchanged
+    config.model.x3d.variant = "xs"  # unused by tiny; keeps the resolved config, and so resumed sweeps, unchanged
     config.num_train_steps = 120
     config.log_every_steps = 10
-    config.eval_every_steps = 0          # one eval, at the end
+    config.eval_every_steps = 0  # one eval, at the end
     config.checkpoint_every_steps = 50
     config.keep_last = 1
     config.keep_best = 0
@@ -35,32 +35,39 @@ def base() -> ml_collections.ConfigDict:
 
 
 def init(m_mean, m_std, n_mean, n_std):
-    return {"model.vmp.m_init_mean": m_mean, "model.vmp.m_init_std": m_std,
-            "model.vmp.n_init_mean": n_mean, "model.vmp.n_init_std": n_std}
+    return {
+        "model.vmp.m_init_mean": m_mean,
+        "model.vmp.m_init_std": m_std,
+        "model.vmp.n_init_mean": n_mean,
+        "model.vmp.n_init_std": n_std,
+    }
 
 
 def settings() -> list[dict]:
     """(name, overrides) pairs; the names become directories. a = 5/(0.45|tanh m| + 0.1), b = 0.6 tanh n."""
-    return [dict(name=name, overrides=overrides) for name, overrides in [
-        # initialisation of the paper's sigmoid: distributions and constants for m and n
-        ("default", {}),                                                            # a ~ 50, b ~ 0.28
-        ("reference_init", init(1e-5, 1.0, 1e-5, 1.0)),
-        ("m0_n0", init(0.0, 0.0, 0.0, 0.0)),                       # a = 50, b = 0
-        ("shallow_m3", init(3.0, 0.0, 0.5, 0.0)),                            # a = 9.1, b = 0.28
-        ("shift_n1.5", init(0.0, 0.0, 1.5, 0.0)),                             # b = 0.54
-        ("shift_n-0.5", init(0.0, 0.0, -0.5, 0.0)),                       # b = -0.28
-        # parametrisation and the variation regulariser
-        ("per_pixel", {"model.vmp.parametrization": "per_pixel"}),
-        ("lambda0", {"vmp_lambda": 0.0}),
-        ("lambda10", {"vmp_lambda": 10.0}),
-        # the power normalisations of Koniusz & Zhang instead of the modified sigmoid
-        ("pn_gamma", {"model.vmp.pn": "gamma"}),
-        ("pn_maxexp", {"model.vmp.pn": "maxexp"}),
-        ("pn_sigme", {"model.vmp.pn": "sigme"}),
-        ("pn_asinhe", {"model.vmp.pn": "asinhe"}),
-        # the reference point: no motion prompts
-        ("no_vmp", {"model.use_vmp": False, "vmp_lambda": 0.0}),
-    ]]
+    return [
+        dict(name=name, overrides=overrides)
+        for name, overrides in [
+            # initialisation of the paper's sigmoid: distributions and constants for m and n
+            ("default", {}),  # a ~ 50, b ~ 0.28
+            ("reference_init", init(1e-5, 1.0, 1e-5, 1.0)),
+            ("m0_n0", init(0.0, 0.0, 0.0, 0.0)),  # a = 50, b = 0
+            ("shallow_m3", init(3.0, 0.0, 0.5, 0.0)),  # a = 9.1, b = 0.28
+            ("shift_n1.5", init(0.0, 0.0, 1.5, 0.0)),  # b = 0.54
+            ("shift_n-0.5", init(0.0, 0.0, -0.5, 0.0)),  # b = -0.28
+            # parametrisation and the variation regulariser
+            ("per_pixel", {"model.vmp.parametrization": "per_pixel"}),
+            ("lambda0", {"vmp_lambda": 0.0}),
+            ("lambda10", {"vmp_lambda": 10.0}),
+            # the power normalisations of Koniusz & Zhang instead of the modified sigmoid
+            ("pn_gamma", {"model.vmp.pn": "gamma"}),
+            ("pn_maxexp", {"model.vmp.pn": "maxexp"}),
+            ("pn_sigme", {"model.vmp.pn": "sigme"}),
+            ("pn_asinhe", {"model.vmp.pn": "asinhe"}),
+            # the reference point: no motion prompts
+            ("no_vmp", {"model.use_vmp": False, "vmp_lambda": 0.0}),
+        ]
+    ]
 
 
 def get_config():

@@ -22,8 +22,9 @@ DATASETS = ("gym99", "gym288", "mpii_cooking2")
 def get_config(arg="gym99"):
     (dataset,) = recipes.config_argument(arg, {"DATASET": DATASETS})
     config = ml_collections.ConfigDict()
-    config.base = x3d_mpii_cooking2.get_config("s") if dataset == "mpii_cooking2" else x3d_finegym.get_config(
-        f"s,{dataset}")
+    config.base = (
+        x3d_mpii_cooking2.get_config("s") if dataset == "mpii_cooking2" else x3d_finegym.get_config(f"s,{dataset}")
+    )
     config.settings = ablation_init.settings()
     config.seeds = (0, 1, 2)
     return config

@@ -46,7 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.num_epochs = 25.0
     config.vmp_lambda = 1.0
     config.log_every_steps = 50
-    config.eval_every_steps = 1000      # 0: evaluate only at the end
+    config.eval_every_steps = 1000  # 0: evaluate only at the end
     config.checkpoint_every_steps = 500
     config.keep_last = 2
     config.keep_best = 1
@@ -66,16 +66,41 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.dtype = "float32"
     config.model.bn_sync = "global"
     config.model.use_vmp = True
-    config.model.vmp = ml_collections.ConfigDict(dict(
-        luma="rgb", parametrization="scalar", m_init_mean=1e-5, m_init_std=1.0, n_init_mean=1e-5, n_init_std=1.0,
-        pn="sigmoid", pn_init_value=0.0, pn_init_log_std=0.0))
+    config.model.vmp = ml_collections.ConfigDict(
+        dict(
+            luma="rgb",
+            parametrization="scalar",
+            m_init_mean=1e-5,
+            m_init_std=1.0,
+            n_init_mean=1e-5,
+            n_init_std=1.0,
+            pn="sigmoid",
+            pn_init_value=0.0,
+            pn_init_log_std=0.0,
+        )
+    )
 
-    config.optimizer = ml_collections.ConfigDict(dict(
-        name="sgd", momentum=0.9, nesterov=False, weight_decay=1e-4, decay_norm_and_bias=False, decay_vmp=False,
-        clip_grad_norm=0.0))
-    config.schedule = ml_collections.ConfigDict(dict(
-        name="cosine", base_lr=0.005, warmup_epochs=0.0, warmup_init=0.0, boundaries_epochs=(),
-        relative_rates=(1.0,)))
+    config.optimizer = ml_collections.ConfigDict(
+        dict(
+            name="sgd",
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=1e-4,
+            decay_norm_and_bias=False,
+            decay_vmp=False,
+            clip_grad_norm=0.0,
+        )
+    )
+    config.schedule = ml_collections.ConfigDict(
+        dict(
+            name="cosine",
+            base_lr=0.005,
+            warmup_epochs=0.0,
+            warmup_init=0.0,
+            boundaries_epochs=(),
+            relative_rates=(1.0,),
+        )
+    )
 
     config.data = default_data_config()
     return config

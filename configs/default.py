@@ -25,7 +25,7 @@ from configs import common
 
 def get_config():
     config = common.base_config()
-    config.num_frames = 8                 # T prompts; the loader reads T+1 frames when VMP is on
+    config.num_frames = 8  # T prompts; the loader reads T+1 frames when VMP is on
     config.batch_size = 16
     config.eval_batch_size = 32
     config.num_train_steps = 900

@@ -6,7 +6,7 @@ the motion prompt, multi-view test with 3 spatial crops. Frames, sampling rate, 
 (PySlowFast X3D configs). The backbone starts from a Kinetics-400 X3D checkpoint given as `init_checkpoint`.
 """
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import ml_collections
 
@@ -31,9 +31,11 @@ def config_argument(arg: str, fields: dict[str, Sequence[str]]) -> tuple[str, ..
         raise ValueError(f"config argument {arg!r}: expected {form}, got {len(values)} values")
     for value, (name, choices) in zip(values, fields.items()):
         if value not in choices:
-            raise ValueError(f"config argument {arg!r}: {name} {value!r} is not one of {tuple(choices)} "
-                             f"(expected {form}, e.g. {','.join(c[0] for c in fields.values())!r})")
-    return tuple(values) + tuple(choices[0] for choices in list(fields.values())[len(values):])
+            raise ValueError(
+                f"config argument {arg!r}: {name} {value!r} is not one of {tuple(choices)} "
+                f"(expected {form}, e.g. {','.join(c[0] for c in fields.values())!r})"
+            )
+    return tuple(values) + tuple(choices[0] for choices in list(fields.values())[len(values) :])
 
 
 def x3d_recipe(variant: str, num_classes: int, batch_size: int | None = None) -> ml_collections.ConfigDict:

@@ -20,6 +20,5 @@ NUM_CLASSES = {"gym99": 99, "gym288": 288}
 
 
 def get_config(arg="s,gym99"):
-    variant, split = recipes.config_argument(arg, {"VARIANT": tuple(recipes.BATCH_SIZES),
-                                                   "SPLIT": tuple(NUM_CLASSES)})
+    variant, split = recipes.config_argument(arg, {"VARIANT": tuple(recipes.BATCH_SIZES), "SPLIT": tuple(NUM_CLASSES)})
     return recipes.x3d_recipe(variant, NUM_CLASSES[split])

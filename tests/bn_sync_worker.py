@@ -34,7 +34,7 @@ def main(out, coordinator=None, num_processes=None, process_id=None):
     config.model.backbone = "tiny"
     frames = np.random.default_rng(0).normal(size=(BATCH, *SHAPE)).astype(np.float32)
     rows = BATCH // jax.process_count()
-    local = frames[jax.process_index() * rows:(jax.process_index() + 1) * rows]
+    local = frames[jax.process_index() * rows : (jax.process_index() + 1) * rows]
     mesh = train_lib.make_mesh()
     batch = train_lib.global_batch(mesh, {"frames": local}, keys=("frames",))["frames"]
     results = {}
@@ -47,7 +47,9 @@ def main(out, coordinator=None, num_processes=None, process_id=None):
             _, new = model.apply(variables, x, train=True, mutable=["batch_stats"])
             return jax.tree.map(lambda a: a[None], new["batch_stats"])
 
-        out_stats = jax.jit(jax.shard_map(stats, mesh=mesh, in_specs=P(train_lib.AXIS), out_specs=P(train_lib.AXIS)))(batch)
+        out_stats = jax.jit(jax.shard_map(stats, mesh=mesh, in_specs=P(train_lib.AXIS), out_specs=P(train_lib.AXIS)))(
+            batch
+        )
         shards = out_stats["backbone"]["BatchNorm_0"]["mean"].addressable_shards  # this process's devices, in order
         results[scope] = np.stack([np.asarray(s.data)[0] for s in sorted(shards, key=lambda s: s.index[0].start)])
     reference = factory.build_model(config.model, 4, bn_axis_name=None)  # bn_sync 'none', no mapped axis
@@ -57,7 +59,7 @@ def main(out, coordinator=None, num_processes=None, process_id=None):
     per_device = BATCH // jax.device_count()
     results["ref_all"] = ref(frames)
     results["ref_process"] = ref(local)
-    results["ref_devices"] = np.stack([ref(local[i:i + per_device]) for i in range(0, rows, per_device)])
+    results["ref_devices"] = np.stack([ref(local[i : i + per_device]) for i in range(0, rows, per_device)])
     np.savez(out, **results)
 
 

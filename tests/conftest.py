@@ -1,4 +1,5 @@
 """Test-wide JAX set-up: 8 fake CPU devices (for the multi-device tests), set before any JAX computation."""
+
 import os
 import tempfile
 

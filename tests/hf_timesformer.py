@@ -9,17 +9,28 @@ import pytest
 
 # Hugging Face layer module -> the reference's Block module.
 HF_TO_REFERENCE_BLOCK = {
-    "layernorm_before": "norm1", "attention.attention.qkv": "attn.qkv", "attention.output.dense": "attn.proj",
-    "temporal_layernorm": "temporal_norm1", "temporal_attention.attention.qkv": "temporal_attn.qkv",
-    "temporal_attention.output.dense": "temporal_attn.proj", "temporal_dense": "temporal_fc",
-    "layernorm_after": "norm2", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2"}
+    "layernorm_before": "norm1",
+    "attention.attention.qkv": "attn.qkv",
+    "attention.output.dense": "attn.proj",
+    "temporal_layernorm": "temporal_norm1",
+    "temporal_attention.attention.qkv": "temporal_attn.qkv",
+    "temporal_attention.output.dense": "temporal_attn.proj",
+    "temporal_dense": "temporal_fc",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
 HF_TO_REFERENCE_TOP = {
-    "timesformer.embeddings.cls_token": "cls_token", "timesformer.embeddings.position_embeddings": "pos_embed",
+    "timesformer.embeddings.cls_token": "cls_token",
+    "timesformer.embeddings.position_embeddings": "pos_embed",
     "timesformer.embeddings.time_embeddings": "time_embed",
     "timesformer.embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
     "timesformer.embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
-    "timesformer.layernorm.weight": "norm.weight", "timesformer.layernorm.bias": "norm.bias",
-    "classifier.weight": "head.weight", "classifier.bias": "head.bias"}
+    "timesformer.layernorm.weight": "norm.weight",
+    "timesformer.layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight",
+    "classifier.bias": "head.bias",
+}
 
 
 def to_reference(name):
@@ -37,16 +48,36 @@ def from_reference(name):
     return {v: k for k, v in HF_TO_REFERENCE_TOP.items()}[name]
 
 
-def random_timesformer(depth=2, width=64, heads=4, image_size=32, patch=8, frames=4, num_classes=5,
-                       attention_type="divided_space_time", seed=0):
+def random_timesformer(
+    depth=2,
+    width=64,
+    heads=4,
+    image_size=32,
+    patch=8,
+    frames=4,
+    num_classes=5,
+    attention_type="divided_space_time",
+    seed=0,
+):
     """An eval-mode `TimesformerForVideoClassification` with every parameter random (the zero-initialised
     temporal_fc and time embeddings included, so that they matter)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     config = transformers.TimesformerConfig(
-        image_size=image_size, patch_size=patch, num_channels=3, num_frames=frames, hidden_size=width,
-        num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=4 * width, hidden_act="gelu",
-        layer_norm_eps=1e-6, qkv_bias=True, attention_type=attention_type, num_labels=num_classes)
+        image_size=image_size,
+        patch_size=patch,
+        num_channels=3,
+        num_frames=frames,
+        hidden_size=width,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=4 * width,
+        hidden_act="gelu",
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+        attention_type=attention_type,
+        num_labels=num_classes,
+    )
     torch.manual_seed(seed)
     net = transformers.TimesformerForVideoClassification(config).eval()
     rng = np.random.default_rng(seed)
@@ -60,6 +91,7 @@ def random_timesformer(depth=2, width=64, heads=4, image_size=32, patch=8, frame
 def hf_logits(net, clips):
     """clips: (B, T, H, W, 3) float NumPy -> logits (B, K) NumPy; HF takes (B, T, 3, H, W)."""
     import torch  # pylint: disable=import-outside-toplevel
+
     with torch.no_grad():
         return net(pixel_values=torch.tensor(clips.transpose(0, 1, 4, 2, 3))).logits.numpy()
 
@@ -84,8 +116,9 @@ def vmps_layer(m, n):
             seq = video.permute(0, 2, 1, 3, 4)
             grey = torch.einsum("btchw,c->bthw", seq * 0.225 + 0.45, torch.tensor([0.114, 0.587, 0.299]))
             diff = grey[:, 1:] - grey[:, :-1]
-            att = 1 / (1 + torch.exp(-(5 / (0.45 * torch.abs(torch.tanh(self.m)) + 1e-1))
-                                     * (diff - 0.6 * torch.tanh(self.n))))
+            att = 1 / (
+                1 + torch.exp(-(5 / (0.45 * torch.abs(torch.tanh(self.m)) + 1e-1)) * (diff - 0.6 * torch.tanh(self.n)))
+            )
             prompt = att.unsqueeze(2).repeat(1, 1, 3, 1, 1) * seq[:, 1:]
             return prompt.permute(0, 2, 1, 3, 4)
 

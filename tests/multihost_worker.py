@@ -6,6 +6,7 @@
 `interleaved`, the mesh's device order alternates between the processes, as `jax.make_mesh` may order a TPU
 torus) and, on process 0, saves the per-video probabilities (video ids, probabilities, labels) to OUT.npz.
 """
+
 import sys
 
 import jax
@@ -14,6 +15,7 @@ import numpy as np
 
 def tiny_config():
     from configs import common
+
     c = common.base_config()
     c.model.backbone = "tiny"
     c.num_frames = 4
@@ -39,14 +41,21 @@ def run_eval(out, interleaved):
     devices = interleaved_devices() if interleaved else jax.devices()
     # The trainer's (hosts, data) mesh; interleaved, each of its rows mixes the processes' devices.
     mesh = jax.sharding.Mesh(np.array(devices).reshape(jax.process_count(), -1), train_lib.AXIS)
-    data = builders.make_datasets(config.data, num_frames=config.num_frames + 1, global_batch_size=config.batch_size,
-                                  eval_batch_size=config.eval_batch_size, seed=0, process_index=jax.process_index(),
-                                  process_count=jax.process_count())
+    data = builders.make_datasets(
+        config.data,
+        num_frames=config.num_frames + 1,
+        global_batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=0,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
     shape = (1, config.num_frames + 1, 32, 32, 3)
     variables = factory.init_variables(model, jax.random.key(3), shape)
-    state = train_lib.TrainState(step=np.int32(0), params=variables["params"],
-                                 batch_stats=variables.get("batch_stats", {}), opt_state=())
+    state = train_lib.TrainState(
+        step=np.int32(0), params=variables["params"], batch_stats=variables.get("batch_stats", {}), opt_state=()
+    )
     state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
     accumulators = []
 
@@ -56,8 +65,9 @@ def run_eval(out, interleaved):
             accumulators.append(self)
 
     train_lib.multiview.MultiViewAccumulator = Recorded
-    train_lib.evaluate(train_lib.make_eval_step(mesh, model), state, data.eval, mesh, data.num_classes,
-                       data.eval_num_views)
+    train_lib.evaluate(
+        train_lib.make_eval_step(mesh, model), state, data.eval, mesh, data.num_classes, data.eval_num_views
+    )
     if jax.process_index() == 0:
         ids, probs, labels = accumulators[0].video_probabilities()
         np.savez(out, ids=ids, probs=probs, labels=labels)

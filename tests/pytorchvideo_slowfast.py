@@ -3,12 +3,12 @@
 Imports through `pytorchvideo_x3d.create_x3d`'s torchvision stand-in (PyTorchVideo 0.1.5 imports
 `torchvision.ops.RoIAlign` at module level; SlowFast for classification never uses it).
 """
+
 import re
 import sys
 
 import numpy as np
 import pytest
-
 from pytorchvideo_x3d import create_x3d
 
 
@@ -26,6 +26,7 @@ def random_slowfast(depth=50, alpha=4, fusion_kernel=7, num_classes=400, seed=0,
     """
     build = create_slowfast()
     import torch  # pylint: disable=import-outside-toplevel
+
     ptv = sys.modules[build.__module__]
     torch.manual_seed(seed)
     kwargs = {}
@@ -34,9 +35,14 @@ def random_slowfast(depth=50, alpha=4, fusion_kernel=7, num_classes=400, seed=0,
         depth = -1
     if width != 64:
         kwargs["stem_dim_outs"] = (width, width // 8)
-    net = build(model_depth=depth, model_num_class=num_classes, slowfast_fusion_conv_kernel_size=(
-        fusion_kernel, 1, 1), slowfast_fusion_conv_stride=(alpha, 1, 1), head_pool=torch.nn.AdaptiveAvgPool3d,
-        **kwargs)
+    net = build(
+        model_depth=depth,
+        model_num_class=num_classes,
+        slowfast_fusion_conv_kernel_size=(fusion_kernel, 1, 1),
+        slowfast_fusion_conv_stride=(alpha, 1, 1),
+        head_pool=torch.nn.AdaptiveAvgPool3d,
+        **kwargs,
+    )
     ptv._MODEL_STAGE_DEPTH.pop(-1, None)  # pylint: disable=protected-access
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
@@ -83,6 +89,7 @@ def to_pyslowfast(state_dict):
 def torch_logits(net, clips_cl, alpha):
     """Eval logits of PyTorchVideo's SlowFast for channels-last clips (B, T, H, W, 3), split like PackPathway."""
     import torch  # pylint: disable=import-outside-toplevel
+
     fast = torch.from_numpy(np.ascontiguousarray(clips_cl.transpose(0, 4, 1, 2, 3)))
     t = fast.shape[2]
     slow = torch.index_select(fast, 2, torch.linspace(0, t - 1, t // alpha).long())

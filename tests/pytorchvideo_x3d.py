@@ -3,6 +3,7 @@
 PyTorchVideo 0.1.5 imports `torchvision.ops.RoIAlign` at module level only for its detection heads; when
 torchvision is absent a stand-in module is registered so that `pytorchvideo.models.x3d` imports (X3D never uses it).
 """
+
 import importlib.util
 import re
 import sys
@@ -30,9 +31,15 @@ def random_x3d(variant, clip_length, crop_size, num_classes=400, seed=0, shortcu
     `branch1_norm` whenever it is set), which makes the module PySlowFast's network.
     """
     import torch  # pylint: disable=import-outside-toplevel
+
     torch.manual_seed(seed)
-    net = create_x3d()(input_clip_length=clip_length, input_crop_size=crop_size, model_num_class=num_classes,
-                       depth_factor={"l": 5.0, "xxs": 0.2}.get(variant, 2.2), head_activation=None)
+    net = create_x3d()(
+        input_clip_length=clip_length,
+        input_crop_size=crop_size,
+        model_num_class=num_classes,
+        depth_factor={"l": 5.0, "xxs": 0.2}.get(variant, 2.2),
+        head_activation=None,
+    )
     if shortcut_bn:
         net.blocks[1].res_blocks[0].branch1_norm = torch.nn.BatchNorm3d(24, eps=1e-5, momentum=0.1)
     g = torch.Generator().manual_seed(seed + 1)
@@ -82,5 +89,6 @@ def to_slowfast(state_dict):
 def torch_logits(net, clips_cl):
     """Eval logits of a PyTorch model for channels-last clips (B, T, H, W, 3)."""
     import torch  # pylint: disable=import-outside-toplevel
+
     with torch.no_grad():
         return net(torch.from_numpy(np.ascontiguousarray(clips_cl.transpose(0, 4, 1, 2, 3)))).numpy()

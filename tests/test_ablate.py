@@ -7,8 +7,8 @@ import os
 import ml_collections
 import numpy as np
 import pytest
-
 from test_train_lib import tiny_config
+
 from vmp_jax import ablate, train_lib
 
 
@@ -32,12 +32,15 @@ def test_overrides_apply_and_bad_ones_name_the_setting_and_key():
         ablate.run_config(base, ablate.Setting("deep", {"modle.vmp.pn": "gamma"}), 0)
 
 
-@pytest.mark.parametrize("settings, seeds, message", [
-    ([{"name": "a", "overrides": {}}, {"name": "a", "overrides": {}}], (0,), r"unique, repeated: \['a'\]"),
-    ([{"name": "x/y", "overrides": {}}], (0,), r"settings\[0\].name='x/y': expected a plain directory name"),
-    ([{"name": "a"}], (0,), r"settings\[0\] must have exactly the keys"),
-    ([{"name": "a", "overrides": {}}], (), r"config.seeds is empty"),
-])
+@pytest.mark.parametrize(
+    "settings, seeds, message",
+    [
+        ([{"name": "a", "overrides": {}}, {"name": "a", "overrides": {}}], (0,), r"unique, repeated: \['a'\]"),
+        ([{"name": "x/y", "overrides": {}}], (0,), r"settings\[0\].name='x/y': expected a plain directory name"),
+        ([{"name": "a"}], (0,), r"settings\[0\] must have exactly the keys"),
+        ([{"name": "a", "overrides": {}}], (), r"config.seeds is empty"),
+    ],
+)
 def test_bad_sweep_definitions(settings, seeds, message):
     with pytest.raises(ValueError, match=message):
         ablate.settings_from_config(sweep_config(settings, seeds))
@@ -45,15 +48,29 @@ def test_bad_sweep_definitions(settings, seeds, message):
 
 def fake_result(setting, seed, top1, mca, a=None, b=None, eta=None):
     coefficients = {k: v for k, v in (("slope_a", a), ("shift_b", b), ("eta", eta)) if v is not None}
-    return {"setting": setting, "seed": seed, "overrides": {}, "step": 10, "top1": top1,
-            "mean_class_accuracy": mca, "coefficients": coefficients}
+    return {
+        "setting": setting,
+        "seed": seed,
+        "overrides": {},
+        "step": 10,
+        "top1": top1,
+        "mean_class_accuracy": mca,
+        "coefficients": coefficients,
+    }
 
 
 def test_summary_is_mean_and_sample_std_over_seeds(tmp_path):
-    settings = [ablate.Setting("s1", {"vmp_lambda": 0.0}), ablate.Setting("s2", {"model.vmp.pn": "maxexp"}),
-                ablate.Setting("s3", {})]
-    results = [fake_result("s1", 0, 0.5, 0.4, a=10.0, b=0.1), fake_result("s1", 1, 0.7, 0.6, a=14.0, b=0.3),
-               fake_result("s1", 2, 0.9, 0.5, a=12.0, b=0.2), fake_result("s2", 0, 0.25, 0.25, eta=20.0)]
+    settings = [
+        ablate.Setting("s1", {"vmp_lambda": 0.0}),
+        ablate.Setting("s2", {"model.vmp.pn": "maxexp"}),
+        ablate.Setting("s3", {}),
+    ]
+    results = [
+        fake_result("s1", 0, 0.5, 0.4, a=10.0, b=0.1),
+        fake_result("s1", 1, 0.7, 0.6, a=14.0, b=0.3),
+        fake_result("s1", 2, 0.9, 0.5, a=12.0, b=0.2),
+        fake_result("s2", 0, 0.25, 0.25, eta=20.0),
+    ]
     rows = ablate.summarise(results, settings)
     assert [r["setting"] for r in rows] == ["s1", "s2"]  # s3 has no finished run yet
     s1 = rows[0]
@@ -73,8 +90,9 @@ def test_summary_is_mean_and_sample_std_over_seeds(tmp_path):
 
 def test_tiny_sweep_stopped_halfway_resumes_and_summarises(tmp_path, monkeypatch):
     workdir = str(tmp_path / "sweep")
-    config = sweep_config([{"name": "sigmoid", "overrides": {}},
-                           {"name": "asinhe", "overrides": {"model.vmp.pn": "asinhe"}}], seeds=(0,))
+    config = sweep_config(
+        [{"name": "sigmoid", "overrides": {}}, {"name": "asinhe", "overrides": {"model.vmp.pn": "asinhe"}}], seeds=(0,)
+    )
     settings = ablate.settings_from_config(config)
     calls = []
     real_train = train_lib.train_and_evaluate
@@ -88,16 +106,23 @@ def test_tiny_sweep_stopped_halfway_resumes_and_summarises(tmp_path, monkeypatch
         finally:
             monkeypatch.undo()
 
-    assert not ablate.run_sweep(config.base, settings, config.seeds, workdir, train_fn=stop_in_second_run,
-                                log=lambda msg: None)
+    assert not ablate.run_sweep(
+        config.base, settings, config.seeds, workdir, train_fn=stop_in_second_run, log=lambda msg: None
+    )
     stopped = ablate.run_dir(workdir, settings[1], 0)
     assert calls[1] == stopped and not os.path.exists(os.path.join(stopped, ablate.RESULT))
     assert [r["seeds"] for r in ablate.summarise(ablate.collect(workdir, settings, [0]), settings)] == [[0]]
 
     calls.clear()
     logs = []
-    assert ablate.run_sweep(config.base, settings, config.seeds, workdir,
-                            train_fn=lambda c, d: calls.append(d) or real_train(c, d), log=logs.append)
+    assert ablate.run_sweep(
+        config.base,
+        settings,
+        config.seeds,
+        workdir,
+        train_fn=lambda c, d: calls.append(d) or real_train(c, d),
+        log=logs.append,
+    )
     assert calls == [stopped]  # the finished run is skipped
     assert sum("skipped" in line for line in logs) == 1
     with open(os.path.join(stopped, "metrics.jsonl")) as f:
@@ -129,8 +154,9 @@ def test_command_line_summarises_finished_runs_and_reports_mistakes_in_one_line(
         run = workdir / setting / "seed_0"
         run.mkdir(parents=True)
         (run / ablate.RESULT).write_text(json.dumps(fake_result(setting, 0, top1, top1, a=10.0, b=0.1)))
-        (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "split": "train", "vmp_slope_a": 10.0,
-                                                       "vmp_shift_b": 0.1}) + "\n")
+        (run / "metrics.jsonl").write_text(
+            json.dumps({"step": 10, "split": "train", "vmp_slope_a": 10.0, "vmp_shift_b": 0.1}) + "\n"
+        )
     config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ablation_init.py")
     # --cpu_devices=0: keep the devices of this process's JAX, which is already running.
     args = ["--config", config, "--workdir", str(workdir), "--summarise_only", "--config.seeds=0,", "--cpu_devices=0"]
@@ -140,9 +166,10 @@ def test_command_line_summarises_finished_runs_and_reports_mistakes_in_one_line(
     assert "| default | `(base)` | 1 | 50.0 ± 0.0 | 50.0 ± 0.0 | a = 10.0 ± 0.0, b = 0.100 ± 0.000 |" in table
     assert "| lambda0 | `vmp_lambda=0.0` | 1 | 75.0 ± 0.0 |" in table
     assert os.path.exists(workdir / "accuracy.png") and os.path.exists(workdir / "coefficients.png")
-    for bad, message in ((["--config.base.vmp_lamda=1"], "error: --config.base.vmp_lamda: the config has no key"),
-                         (["--workdir", str(workdir / "results.md")], f"error: --workdir {workdir / 'results.md'}: "
-                                                                      "is a file")):
+    for bad, message in (
+        (["--config.base.vmp_lamda=1"], "error: --config.base.vmp_lamda: the config has no key"),
+        (["--workdir", str(workdir / "results.md")], f"error: --workdir {workdir / 'results.md'}: is a file"),
+    ):
         assert ablate.main(args + bad) == 2
         captured = capsys.readouterr()
         assert captured.err.startswith(message) and len(captured.err.splitlines()) == 1 and not captured.out

@@ -9,28 +9,35 @@ import jax
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = [f"train step, {feed}: {recipe}" for recipe in ("default", "x3d_s") for feed in ("batch on device", "real loop")
-        ] + [f"depthwise conv {impl}, {what}" for impl in ("lax", "shifted") for what in ("forward", "forward+backward")
-             ] + ["elementwise floor (x*2+1)", "VMP layer, forward", "VMP layer, forward+backward"]
+ROWS = (
+    [f"train step, {feed}: {recipe}" for recipe in ("default", "x3d_s") for feed in ("batch on device", "real loop")]
+    + [f"depthwise conv {impl}, {what}" for impl in ("lax", "shifted") for what in ("forward", "forward+backward")]
+    + ["elementwise floor (x*2+1)", "VMP layer, forward", "VMP layer, forward+backward"]
+)
 
 
 @pytest.mark.slow
 def test_quick_check_prints_every_row_with_consistent_figures():
     env = dict(os.environ, JAX_NUM_CPU_DEVICES="1", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
-    out = subprocess.run([os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--quick", "--runs", "5"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [os.path.join(ROOT, "benchmarks", "accelerator_check.sh"), "--quick", "--runs", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     lines = out.stdout.splitlines()
     title = next(line for line in lines if line.startswith("# accelerator check"))
     assert jax.devices()[0].device_kind in title and f"jax {jax.__version__}" in title
-    assert f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}" in title
+    assert f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d}" in title
     table = [[c.strip() for c in line.split("|")] for line in lines if "|" in line and not line.startswith("-")]
     assert table[0] == ["workload", "dtype", "shape", "median s", "throughput", "peak device memory"]
     names = [(row[0], row[1]) for row in table[1:]]
     for name in ROWS:
         dtypes = ("float32", "bfloat16") if name.startswith("train") else ("float32",)
         assert all((name, d) in names for d in dtypes), name
-    for workload, dtype, shape, seconds, throughput, memory in table[1:]:
+    for workload, _dtype, shape, seconds, throughput, _memory in table[1:]:
         assert float(seconds) > 0
         if workload.startswith("train"):  # clips/s is the batch over the median step time
             batch = int(shape.split("x")[0])

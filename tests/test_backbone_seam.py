@@ -43,36 +43,48 @@ class PatchNet(nn.Module):
 def validate(fields, input_shape):
     _, height, width = input_shape
     if height % fields["patch"] or width % fields["patch"]:
-        raise ValueError(f"config.model.{NAME}.patch={fields['patch']}: expected a divisor of the frame size "
-                         f"{height}x{width}")
+        raise ValueError(
+            f"config.model.{NAME}.patch={fields['patch']}: expected a divisor of the frame size {height}x{width}"
+        )
 
 
 def from_torch(state_dict, **fields):
     del fields
-    return {"params": {
-        "embed": {"kernel": torch_io.conv3d_from_torch(np.asarray(state_dict["patch_embed.weight"])),
-                  "bias": np.asarray(state_dict["patch_embed.bias"])},
-        "head": {"kernel": torch_io.linear_from_torch(np.asarray(state_dict["fc.weight"])),
-                 "bias": np.asarray(state_dict["fc.bias"])}}}
+    return {
+        "params": {
+            "embed": {
+                "kernel": torch_io.conv3d_from_torch(np.asarray(state_dict["patch_embed.weight"])),
+                "bias": np.asarray(state_dict["patch_embed.bias"]),
+            },
+            "head": {
+                "kernel": torch_io.linear_from_torch(np.asarray(state_dict["fc.weight"])),
+                "bias": np.asarray(state_dict["fc.bias"]),
+            },
+        }
+    }
 
 
 def to_torch(variables, **fields):
     del fields
     p = variables["params"]
-    return {"patch_embed.weight": torch_io.conv3d_to_torch(np.asarray(p["embed"]["kernel"])),
-            "patch_embed.bias": np.asarray(p["embed"]["bias"]),
-            "fc.weight": torch_io.linear_to_torch(np.asarray(p["head"]["kernel"])),
-            "fc.bias": np.asarray(p["head"]["bias"])}
+    return {
+        "patch_embed.weight": torch_io.conv3d_to_torch(np.asarray(p["embed"]["kernel"])),
+        "patch_embed.bias": np.asarray(p["embed"]["bias"]),
+        "fc.weight": torch_io.linear_to_torch(np.asarray(p["head"]["kernel"])),
+        "fc.bias": np.asarray(p["head"]["bias"]),
+    }
 
 
-CONVERTER = types.SimpleNamespace(KEY_FORMATS=("patchnet",), from_torch=from_torch, to_torch=to_torch,
-                                  key_format=lambda **fields: "patchnet")
+CONVERTER = types.SimpleNamespace(
+    KEY_FORMATS=("patchnet",), from_torch=from_torch, to_torch=to_torch, key_format=lambda **fields: "patchnet"
+)
 
 
 @pytest.fixture
 def patchnet():
-    with registered_backbone(NAME, PatchNet, validate=validate, converter=CONVERTER, head=("head",),
-                             uses_batchnorm=False) as entry:
+    with registered_backbone(
+        NAME, PatchNet, validate=validate, converter=CONVERTER, head=("head",), uses_batchnorm=False
+    ) as entry:
         yield entry
     assert NAME not in BACKBONES
 
@@ -118,10 +130,18 @@ def test_a_backbone_from_one_file_trains_exports_and_predicts(patchnet, tmp_path
     # The artifact alone predicts, in a fresh process where this backbone was never registered.
     clip = str(tmp_path / "clip.npy")
     np.save(clip, np.random.default_rng(0).integers(0, 256, (2, 4, 32, 32, 3), dtype=np.uint8))
-    code = ("import sys, numpy as np; from vmp_jax import predict; "
-            "e = predict.load_exported(sys.argv[1]); print(np.asarray(e.call(np.load(sys.argv[2]))).tolist())")
-    result = subprocess.run([sys.executable, "-c", code, written["jax_export"], clip], capture_output=True,
-                            text=True, timeout=300, cwd=REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    code = (
+        "import sys, numpy as np; from vmp_jax import predict; "
+        "e = predict.load_exported(sys.argv[1]); print(np.asarray(e.call(np.load(sys.argv[2]))).tolist())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, written["jax_export"], clip],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     assert result.returncode == 0, result.stderr
     got = np.asarray(eval(result.stdout))  # noqa: S307  (a list literal printed by the line above)
     want = export.logits_fn(run.model, run.variables)(np.load(clip))
@@ -131,11 +151,16 @@ def test_a_backbone_from_one_file_trains_exports_and_predicts(patchnet, tmp_path
 def test_pretrained_checkpoint_through_the_converter_keeps_the_models_head(patchnet, tmp_path):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
-    checkpoint = {"patch_embed.weight": rng.normal(size=(6, 3, 1, 8, 8)), "patch_embed.bias": rng.normal(size=6),
-                  "fc.weight": rng.normal(size=(10, 12)), "fc.bias": rng.normal(size=10)}  # 10 classes, data 4
+    checkpoint = {
+        "patch_embed.weight": rng.normal(size=(6, 3, 1, 8, 8)),
+        "patch_embed.bias": rng.normal(size=6),
+        "fc.weight": rng.normal(size=(10, 12)),
+        "fc.bias": rng.normal(size=10),
+    }  # 10 classes, data 4
     path = str(tmp_path / "patchnet.pth")
-    torch.save({"model_state": {f"module.{k}": torch.tensor(v, dtype=torch.float32) for k, v in checkpoint.items()}},
-               path)
+    torch.save(
+        {"model_state": {f"module.{k}": torch.tensor(v, dtype=torch.float32) for k, v in checkpoint.items()}}, path
+    )
     config = config_for()
     config.init_checkpoint = path
     config.num_train_steps, config.schedule.base_lr = 1, 1e-9

@@ -27,9 +27,17 @@ def two_processes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bn_sync")
     env = dict(os.environ, JAX_NUM_CPU_DEVICES="2", PYTHONPATH=ROOT, JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, WORKER, str(tmp / f"{i}.npz"), f"127.0.0.1:{port}", "2", str(i)],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, str(tmp / f"{i}.npz"), f"127.0.0.1:{port}", "2", str(i)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, out[-3000:]
@@ -62,6 +70,7 @@ def test_bn_sync_axis_and_the_config_check():
     assert factory.bn_sync_axis("host", axes) == "data"
     assert factory.bn_sync_axis("none", axes) is None
     from configs.common import base_config
+
     config = base_config()
     config.model.bn_sync = "per-host"
     with pytest.raises(config_checks.ConfigError, match="model.bn_sync='per-host'"):

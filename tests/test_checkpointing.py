@@ -30,8 +30,11 @@ class Iterator:
 
 
 def state_at(step):
-    return {"step": jnp.asarray(step, jnp.int32), "w": jnp.arange(4096, dtype=jnp.float32) * step,
-            "b": {"c": jnp.full((3, 5), float(step))}}
+    return {
+        "step": jnp.asarray(step, jnp.int32),
+        "w": jnp.arange(4096, dtype=jnp.float32) * step,
+        "b": {"c": jnp.full((3, 5), float(step))},
+    }
 
 
 def save_steps(directory, steps=(1, 2), asynchronous=True):
@@ -55,11 +58,15 @@ def test_each_step_commits_the_sha256_of_its_files(tmp_path, asynchronous):
         step_dir = os.path.join(directory, str(step))
         manifest = json.loads(pathlib.Path(step_dir, "checksums.json").read_text())
         assert manifest["algorithm"] == "sha256"
-        on_disk = sorted(os.path.relpath(os.path.join(root, name), step_dir)
-                         for root, _, names in os.walk(step_dir) for name in names)
+        on_disk = sorted(
+            os.path.relpath(os.path.join(root, name), step_dir)
+            for root, _, names in os.walk(step_dir)
+            for name in names
+        )
         # every file but orbax's step metadata (rewritten at commit), its commit marker and the manifest itself
-        assert sorted(manifest["files"]) == [f for f in on_disk if f not in (
-            "_CHECKPOINT_METADATA", "commit_success.txt", "checksums.json")]
+        assert sorted(manifest["files"]) == [
+            f for f in on_disk if f not in ("_CHECKPOINT_METADATA", "commit_success.txt", "checksums.json")
+        ]
         assert "data/process_0-of-1.json" in manifest["files"] and "state/_METADATA" in manifest["files"]
         for name, entry in manifest["files"].items():
             content = pathlib.Path(step_dir, name).read_bytes()
@@ -76,16 +83,20 @@ def flip_4_bytes_of_an_array_file(step_dir):
     path = largest_array_file(step_dir)
     content = bytearray(pathlib.Path(path).read_bytes())
     middle = len(content) // 2
-    content[middle:middle + 4] = bytes(255 - b for b in content[middle:middle + 4])
+    content[middle : middle + 4] = bytes(255 - b for b in content[middle : middle + 4])
     pathlib.Path(path).write_bytes(bytes(content))
 
 
-@pytest.mark.parametrize("damage, named", [
-    (garble_iterator_json, "data/process_0-of-1.json"),
-    (lambda d: os.remove(os.path.join(d, "state", "_METADATA")), "state/_METADATA missing"),
-    (lambda d: os.remove(largest_array_file(d)), "missing"),
-    (flip_4_bytes_of_an_array_file, "differs from its saved sha256"),
-], ids=["garbled_iterator_json", "deleted_metadata", "deleted_array_file", "4_flipped_bytes"])
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (garble_iterator_json, "data/process_0-of-1.json"),
+        (lambda d: os.remove(os.path.join(d, "state", "_METADATA")), "state/_METADATA missing"),
+        (lambda d: os.remove(largest_array_file(d)), "missing"),
+        (flip_4_bytes_of_an_array_file, "differs from its saved sha256"),
+    ],
+    ids=["garbled_iterator_json", "deleted_metadata", "deleted_array_file", "4_flipped_bytes"],
+)
 def test_damaged_latest_step_falls_back_to_the_previous_one_and_is_moved_aside(tmp_path, capsys, damage, named):
     directory = str(tmp_path / "checkpoints")
     checkpoints = save_steps(directory)
@@ -109,9 +120,11 @@ def test_every_step_damaged_is_a_clear_error_and_moves_nothing(tmp_path):
     checkpoints = save_steps(directory)
     garble_iterator_json(os.path.join(directory, "1"))
     os.remove(os.path.join(directory, "2", "state", "_METADATA"))
-    with pytest.raises(checkpointing.DamagedCheckpointError,
-                       match=rf"no checkpoint in {directory} can be restored.*Step 1: data/process_0-of-1.json.*"
-                             r"Step 2: state/_METADATA missing"):
+    with pytest.raises(
+        checkpointing.DamagedCheckpointError,
+        match=rf"no checkpoint in {directory} can be restored.*Step 1: data/process_0-of-1.json.*"
+        r"Step 2: state/_METADATA missing",
+    ):
         checkpoints.restore_latest(state_at(0), Iterator())
     assert sorted(os.listdir(directory)) == ["1", "2"]
 

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from pytorchvideo_x3d import random_x3d
+
 from vmp_jax import convert
 from vmp_jax.models import BACKBONES, X3D, VideoClassifier, register_backbone, registered_backbone
 from vmp_jax.motion_prompt import VideoMotionPrompt
@@ -14,6 +14,7 @@ from vmp_jax.motion_prompt import VideoMotionPrompt
 
 class TinyBackbone(nn.Module):
     """A backbone defined outside the package: mean over T, H, W, then a linear layer."""
+
     num_classes: int
     dtype: object = jnp.float32
     bn_axis_name: str | None = None
@@ -38,8 +39,12 @@ def _frames(shape, seed=0):
 
 def test_vmp_then_backbone_equals_the_two_applied_by_hand():
     frames = _frames((2, 5, 8, 8, 3))
-    clf = VideoClassifier(num_classes=4, backbone="tiny_test_backbone", backbone_kwargs=(("scale", 3.0),),
-                          vmp_kwargs={"luma": "reference"})
+    clf = VideoClassifier(
+        num_classes=4,
+        backbone="tiny_test_backbone",
+        backbone_kwargs=(("scale", 3.0),),
+        vmp_kwargs={"luma": "reference"},
+    )
     variables = clf.init(jax.random.key(0), frames, train=False)
     assert set(variables["params"]) == {"vmp", "backbone"}
     assert variables["params"]["vmp"]["m"].shape == ()
@@ -68,7 +73,9 @@ def test_x3d_backbone_kwargs_reach_the_backbone():
     frames = _frames((2, 2, 32, 32, 3), seed=2)
     shapes = {}
     for variant in ("xs", "l"):
-        clf = VideoClassifier(num_classes=5, backbone="x3d", backbone_kwargs=(("variant", variant), ("dropout_rate", 0.2)))
+        clf = VideoClassifier(
+            num_classes=5, backbone="x3d", backbone_kwargs=(("variant", variant), ("dropout_rate", 0.2))
+        )
         abstract = jax.eval_shape(lambda: clf.init(jax.random.key(0), frames, train=False))
         shapes[variant] = jax.tree.map(lambda a: a.shape, abstract["params"]["backbone"])
     direct = jax.eval_shape(lambda: X3D("l", num_classes=5).init(jax.random.key(0), frames[:, 1:], train=False))
@@ -107,5 +114,6 @@ def test_load_pretrained_backbone_keeps_vmp_and_resizes_head():
         convert.load_pretrained_backbone(variables, sf, "x3d", {"variant": "xs"})
     # A checkpoint of another variant names the entries that do not fit.
     with pytest.raises(ValueError, match=r"x3d checkpoint does not fit .*: 3\d\d differing entries .*stage1_block1"):
-        convert.load_pretrained_backbone(variables, random_x3d("xxs", 4, 64, seed=13).state_dict(), "x3d",
-                                         {"variant": "xxs"})
+        convert.load_pretrained_backbone(
+            variables, random_x3d("xxs", 4, 64, seed=13).state_dict(), "x3d", {"variant": "xxs"}
+        )

@@ -12,8 +12,11 @@ import pytest
 from vmp_jax import ablate, config_checks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not os.path.basename(p).startswith("_") and os.path.basename(p) not in ("common.py", "recipes.py"))
+CONFIGS = sorted(
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(p).startswith("_") and os.path.basename(p) not in ("common.py", "recipes.py")
+)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -38,15 +41,18 @@ def test_finegym_configs_take_the_split_as_argument():
         module.get_config("s,gym101")
 
 
-@pytest.mark.parametrize("name, arg, variant, num_classes, batch_size, num_frames", [
-    ("x3d_finegym", None, "s", 99, 32, 13),            # the default: s,gym99
-    ("x3d_finegym", "s,gym99", "s", 99, 32, 13),
-    ("x3d_finegym", "s,gym288", "s", 288, 32, 13),
-    ("x3d_finegym", "m,gym288", "m", 288, 16, 16),
-    ("x3d_finegym", "m", "m", 99, 16, 16),             # SPLIT left out: gym99
-    ("x3d_mpii_cooking2", None, "s", 67, 32, 13),
-    ("x3d_mpii_cooking2", "m", "m", 67, 16, 16),
-])
+@pytest.mark.parametrize(
+    "name, arg, variant, num_classes, batch_size, num_frames",
+    [
+        ("x3d_finegym", None, "s", 99, 32, 13),  # the default: s,gym99
+        ("x3d_finegym", "s,gym99", "s", 99, 32, 13),
+        ("x3d_finegym", "s,gym288", "s", 288, 32, 13),
+        ("x3d_finegym", "m,gym288", "m", 288, 16, 16),
+        ("x3d_finegym", "m", "m", 99, 16, 16),  # SPLIT left out: gym99
+        ("x3d_mpii_cooking2", None, "s", 67, 32, 13),
+        ("x3d_mpii_cooking2", "m", "m", 67, 16, 16),
+    ],
+)
 def test_recipe_configs_take_the_variant_as_argument(name, arg, variant, num_classes, batch_size, num_frames):
     module = importlib.import_module(f"configs.{name}")
     config = module.get_config() if arg is None else module.get_config(arg)
@@ -56,16 +62,27 @@ def test_recipe_configs_take_the_variant_as_argument(name, arg, variant, num_cla
     config_checks.validate(config, num_devices=8)
 
 
-@pytest.mark.parametrize("name, arg, message", [
-    ("x3d_finegym", "xl,gym99", r"config argument 'xl,gym99': VARIANT 'xl' is not one of \('s', 'm'\)"),
-    ("x3d_finegym", "gym288", r"config argument 'gym288': VARIANT 'gym288' is not one of \('s', 'm'\) "
-                              r"\(expected VARIANT,SPLIT, e.g. 's,gym99'\)"),
-    ("x3d_finegym", "m,gym101", r"config argument 'm,gym101': SPLIT 'gym101' is not one of \('gym99', 'gym288'\)"),
-    ("x3d_finegym", "s,gym99,x", r"config argument 's,gym99,x': expected VARIANT,SPLIT, got 3 values"),
-    ("x3d_mpii_cooking2", "l", r"config argument 'l': VARIANT 'l' is not one of \('s', 'm'\)"),
-    ("ablation_init_x3d_s", "kinetics", r"config argument 'kinetics': DATASET 'kinetics' is not one of \('gym99', "
-                                        r"'gym288', 'mpii_cooking2'\)"),
-])
+@pytest.mark.parametrize(
+    "name, arg, message",
+    [
+        ("x3d_finegym", "xl,gym99", r"config argument 'xl,gym99': VARIANT 'xl' is not one of \('s', 'm'\)"),
+        (
+            "x3d_finegym",
+            "gym288",
+            r"config argument 'gym288': VARIANT 'gym288' is not one of \('s', 'm'\) "
+            r"\(expected VARIANT,SPLIT, e.g. 's,gym99'\)",
+        ),
+        ("x3d_finegym", "m,gym101", r"config argument 'm,gym101': SPLIT 'gym101' is not one of \('gym99', 'gym288'\)"),
+        ("x3d_finegym", "s,gym99,x", r"config argument 's,gym99,x': expected VARIANT,SPLIT, got 3 values"),
+        ("x3d_mpii_cooking2", "l", r"config argument 'l': VARIANT 'l' is not one of \('s', 'm'\)"),
+        (
+            "ablation_init_x3d_s",
+            "kinetics",
+            r"config argument 'kinetics': DATASET 'kinetics' is not one of \('gym99', "
+            r"'gym288', 'mpii_cooking2'\)",
+        ),
+    ],
+)
 def test_bad_config_arguments_name_the_argument_and_the_choices(name, arg, message):
     with pytest.raises(ValueError, match=message):
         importlib.import_module(f"configs.{name}").get_config(arg)
@@ -93,14 +110,20 @@ def test_recipe_follows_the_reference_schedule():
 
 
 def test_unknown_config_key_is_refused_before_training(tmp_path):
-    proc = subprocess.run([sys.executable, "train.py", "--workdir", str(tmp_path), "--config.vmp_lamda=0.5"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--workdir", str(tmp_path), "--config.vmp_lamda=0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "vmp_lamda" in proc.stderr
     # One line naming the key and the likely one, exit status 2, no traceback.
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         "error: --config.vmp_lamda: the config has no key 'vmp_lamda'; did you mean \"vmp_lambda\" instead of "
-        "\"vmp_lamda\"? (see --help)"]
+        '"vmp_lamda"? (see --help)'
+    ]
     assert not os.path.exists(tmp_path / "checkpoints")
 
 

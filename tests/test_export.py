@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import optax
 import pytest
-
 from pytorchvideo_x3d import create_x3d, torch_logits
 from test_train_lib import tiny_config
+
 from vmp_jax import checkpointing, export, predict, train_lib, trained_run
 from vmp_jax.data import standardize, transforms, video
 from vmp_jax.models import factory
@@ -48,9 +48,14 @@ def tiny_run(tmp_path_factory):
     workdir, out = str(root / "run"), str(root / "export")
     config = tiny_config(num_train_steps=3, checkpoint_every_steps=3, **{"data.procedural.num_classes": NUM_CLASSES})
     train_lib.train_and_evaluate(config, workdir)
-    result = subprocess.run([sys.executable, "-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
-                            capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ,
-                            "JAX_PLATFORMS": "cpu"})
+    result = subprocess.run(
+        [sys.executable, "-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{out}/bundle: params + batch_stats of step 3")
@@ -83,8 +88,14 @@ def x3d_run(tmp_path_factory):
     """(workdir, export dir) of an X3D-XS run 'trained' 7 steps: random weights and random BN statistics."""
     root = tmp_path_factory.mktemp("x3d")
     workdir, out = str(root / "run"), str(root / "export")
-    config = tiny_config(**{"model.backbone": "x3d", "model.x3d.variant": "xs", "num_frames": 4,
-                            "data.procedural.num_classes": NUM_CLASSES})
+    config = tiny_config(
+        **{
+            "model.backbone": "x3d",
+            "model.x3d.variant": "xs",
+            "num_frames": 4,
+            "data.procedural.num_classes": NUM_CLASSES,
+        }
+    )
     os.makedirs(workdir)
     with open(os.path.join(workdir, trained_run.CONFIG), "w", encoding="utf-8") as f:
         f.write(config.to_json_best_effort())
@@ -103,8 +114,9 @@ def x3d_run(tmp_path_factory):
 
 
 def _logits(run, clips_uint8):
-    return np.asarray(jax.jit(lambda v, x: run.model.apply(v, standardize(x), train=False)[0])(
-        run.variables, clips_uint8))
+    return np.asarray(
+        jax.jit(lambda v, x: run.model.apply(v, standardize(x), train=False)[0])(run.variables, clips_uint8)
+    )
 
 
 def _clips(batch, shape=(5, 32, 32, 3), seed=0):
@@ -114,14 +126,15 @@ def _clips(batch, shape=(5, 32, 32, 3), seed=0):
 def test_bundle_holds_variables_only_and_reproduces_logits(tiny_run):
     workdir, out = tiny_run
     run, bundle = trained_run.load_run(workdir), export.load_bundle(out)
-    assert (bundle.step, bundle.class_names, bundle.num_frames, bundle.frame_size) == \
-        (3, run.class_names, 5, (32, 32))
+    assert (bundle.step, bundle.class_names, bundle.num_frames, bundle.frame_size) == (3, run.class_names, 5, (32, 32))
     assert bundle.config.to_dict() == run.config.to_dict()
     assert set(bundle.variables) == {"params", "batch_stats"}  # no optimiser state, no step
     jax.tree.map(np.testing.assert_array_equal, bundle.variables, run.variables)
     clips = standardize(_clips(2))
-    np.testing.assert_array_equal(bundle.model.apply(bundle.variables, clips, train=False)[0],
-                                  run.model.apply(run.variables, clips, train=False)[0])
+    np.testing.assert_array_equal(
+        bundle.model.apply(bundle.variables, clips, train=False)[0],
+        run.model.apply(run.variables, clips, train=False)[0],
+    )
 
 
 def test_bundle_that_does_not_fit_its_model_is_refused(tiny_run, tmp_path):
@@ -151,9 +164,15 @@ def test_artifact_reproduces_logits_at_two_batch_sizes_with_jax_and_numpy_only(t
         f"x = np.load({str(tmp_path / 'clips.npy')!r})\n"
         f"np.save({str(tmp_path / 'logits3.npy')!r}, e.call(x))\n"
         f"np.save({str(tmp_path / 'logits1.npy')!r}, e.call(x[1:2]))\n"
-        "assert not any(m.split('.')[0] in ('flax', 'vmp_jax') for m in sys.modules), 'model code was imported'\n")
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=str(tmp_path), timeout=120,
-                   env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        "assert not any(m.split('.')[0] in ('flax', 'vmp_jax') for m in sys.modules), 'model code was imported'\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        cwd=str(tmp_path),
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     expected = _logits(trained_run.load_run(workdir), clips)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(np.load(tmp_path / "logits3.npy"), expected, rtol=0, atol=1e-5 * scale)
@@ -173,14 +192,16 @@ def test_export_check_fails_loudly_when_the_artifact_differs(tiny_run):
 
 def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_run):
     import torch  # pylint: disable=import-outside-toplevel
+
     workdir, out = x3d_run
     run = trained_run.load_run(workdir)
     state_dict = torch.load(os.path.join(out, export.STATE_DICT), weights_only=True)
-    vmp = {k[len("vmp."):]: v.numpy() for k, v in state_dict.items() if k.startswith("vmp.")}
+    vmp = {k[len("vmp.") :]: v.numpy() for k, v in state_dict.items() if k.startswith("vmp.")}
     assert sorted(vmp) == ["m", "n"]
     np.testing.assert_array_equal(vmp["m"], run.variables["params"]["vmp"]["m"])
-    net = create_x3d()(input_clip_length=4, input_crop_size=32, model_num_class=NUM_CLASSES, depth_factor=2.2,
-                       head_activation=None).eval()
+    net = create_x3d()(
+        input_clip_length=4, input_crop_size=32, model_num_class=NUM_CLASSES, depth_factor=2.2, head_activation=None
+    ).eval()
     net.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith("vmp.")}, strict=True)
     clips = _clips(2, seed=3)
     # PyTorch side: the motion prompts from the state dict's m, n, then PyTorchVideo's X3D.
@@ -193,9 +214,12 @@ def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_r
 
 def test_state_dict_carries_the_vmp_parameters_of_other_power_normalisations(x3d_run):
     from vmp_jax import convert  # pylint: disable=import-outside-toplevel
+
     run = export.load_bundle(x3d_run[1])
-    variables = {"params": {**run.variables["params"], "vmp": {"log_eta": np.float32(2.5)}},
-                 "batch_stats": run.variables["batch_stats"]}
+    variables = {
+        "params": {**run.variables["params"], "vmp": {"log_eta": np.float32(2.5)}},
+        "batch_stats": run.variables["batch_stats"],
+    }
     state_dict = convert.classifier_to_torch(variables, "x3d", {}, as_torch=False)
     assert [k for k in state_dict if k.startswith("vmp.")] == ["vmp.log_eta"]
     assert state_dict["vmp.log_eta"] == np.float32(2.5)
@@ -225,7 +249,7 @@ def test_predict_prints_top5_of_a_real_video(tiny_run, capsys):
     n = video.probe(path).num_frames
     ends = transforms.resize_short_side(video.read_frames(path, [0, n - 1]), 32)
     left = (ends.shape[2] - 32) // 2
-    np.testing.assert_array_equal(clip[[0, -1]], ends[:, :, left:left + 32])
+    np.testing.assert_array_equal(clip[[0, -1]], ends[:, :, left : left + 32])
 
 
 def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, capsys):
@@ -235,8 +259,9 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
     shutil.copytree(out, other)
     config_path = os.path.join(other, trained_run.CONFIG)
     config = json.load(open(config_path))
-    config["data"].update(source="video_manifest", crop_size=32, eval_short_side=40, sampling_rate=3,
-                          eval_num_clips=2, eval_num_crops=3)
+    config["data"].update(
+        source="video_manifest", crop_size=32, eval_short_side=40, sampling_rate=3, eval_num_clips=2, eval_num_crops=3
+    )
     json.dump(config, open(config_path, "w"))
     data_config = trained_run.load_config(other).data
     views = predict.video_views(path, data_config, 5, (32, 32))
@@ -244,7 +269,7 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
     # Clip 0 starts at frame 0 with frames 3 apart; crop 1 of 3 is the centre of the short-side-40 frames.
     frames = transforms.resize_short_side(video.read_frames(path, 3 * np.arange(5)), 40)
     left = (frames.shape[2] - 32) // 2
-    np.testing.assert_array_equal(views[1], frames[:, 4:36, left:left + 32])
+    np.testing.assert_array_equal(views[1], frames[:, 4:36, left : left + 32])
     assert predict.main(["--export", other, path]) == 0
     printed = [float(line.split()[2]) for line in capsys.readouterr().out.splitlines()[1:]]
     bundle = export.load_bundle(other)
@@ -254,6 +279,7 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
 
 def test_predict_raises_on_a_bad_video_even_under_the_runs_skip_policy(tmp_path):
     from vmp_jax import data
+
     config = data.default_data_config()
     config.update(source="video_manifest", on_bad_input="skip", crop_size=32, eval_short_side=40)
     bad = tmp_path / "bad.mp4"
@@ -298,8 +324,12 @@ def test_predict_error_lines_name_the_video_once(tiny_run, tmp_path, capsys):
 
 
 def test_predict_without_videos_or_with_bad_flags_is_a_usage_error(tiny_run, capsys):
-    for args in (["--export", tiny_run[1]], ["--export", tiny_run[1], "--top_k=0", "x.mp4"],
-                 ["--export", tiny_run[1], "--num_crops=2", "x.mp4"], ["x.mp4"]):
+    for args in (
+        ["--export", tiny_run[1]],
+        ["--export", tiny_run[1], "--top_k=0", "x.mp4"],
+        ["--export", tiny_run[1], "--num_crops=2", "x.mp4"],
+        ["x.mp4"],
+    ):
         assert predict.main(args) == 2
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and err.startswith("error: "), err
@@ -310,8 +340,9 @@ def test_export_errors_name_the_missing_run_and_the_platform_it_cannot_check_on(
     assert os.path.join(str(tmp_path / "nowhere"), trained_run.CONFIG) in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert export.main(["--workdir", tiny_run[0], "--out", str(tmp_path / "file")]) == 2
-    assert capsys.readouterr().err == (f"error: --out {tmp_path / 'file'}: is a file; expected a directory "
-                                       "(made if missing)\n")
+    assert capsys.readouterr().err == (
+        f"error: --out {tmp_path / 'file'}: is a file; expected a directory (made if missing)\n"
+    )
     os.remove(tmp_path / "file")
     with pytest.raises(ValueError, match="leave out this machine's 'cpu'"):
         export.export_run(tiny_run[0], str(tmp_path / "out"), platforms=("cuda",))

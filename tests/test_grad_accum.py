@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 import pytest
-
 from test_train_lib import setup, tiny_config
+
 from vmp_jax import config_checks, train_lib
 
 
@@ -27,8 +27,9 @@ def no_batchnorm_config(**overrides):
     """TimeSformer (no BatchNorm, no stochastic depth): the gradient does not depend on how the batch is split."""
     c = tiny_config(**overrides)
     c.model.backbone = "timesformer"
-    c.model.timesformer.update(depth=1, width=32, num_heads=2, patch_size=8, image_size=32, num_frames=4,
-                               drop_path_rate=0.0)
+    c.model.timesformer.update(
+        depth=1, width=32, num_heads=2, patch_size=8, image_size=32, num_frames=4, drop_path_rate=0.0
+    )
     return c
 
 
@@ -37,8 +38,7 @@ def test_accumulated_micro_batches_give_the_gradient_of_the_whole_batch():
     accumulated, metrics = one_step(no_batchnorm_config(grad_accum_steps=4), 2)  # 2 devices x 4 x 1 clip
     for key in ("loss", "cross_entropy", "variation", "accuracy", "grad_norm", "param_norm"):
         np.testing.assert_allclose(metrics[key], whole_metrics[key], rtol=2e-5, err_msg=key)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), accumulated.params,
-                 whole.params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), accumulated.params, whole.params)
     initial = jax.device_get(setup(no_batchnorm_config(), 2)[4].params)
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: np.abs(a - b).max(), accumulated.params, initial))
     assert max(moved) > 1e-4  # the step did move the parameters
@@ -50,12 +50,16 @@ def test_batchnorm_statistics_are_updated_per_micro_batch():
     initial = jax.device_get(setup(tiny_config(), 1)[4].batch_stats)
     # Two momentum-0.9 updates move the running mean further from its initial value than one.
     first = lambda tree: jax.tree.leaves(tree)[0]  # noqa: E731
-    assert np.abs(first(state.batch_stats) - first(initial)).sum() > np.abs(first(whole.batch_stats)
-                                                                              - first(initial)).sum()
+    assert (
+        np.abs(first(state.batch_stats) - first(initial)).sum()
+        > np.abs(first(whole.batch_stats) - first(initial)).sum()
+    )
 
 
 @pytest.mark.parametrize("value", [0, 3])
 def test_grad_accum_steps_must_divide_the_per_device_batch(value):
-    with pytest.raises(config_checks.ConfigError, match=f"config.grad_accum_steps={value}: expected >= 1 and "
-                                                          "dividing the per-device batch"):
+    with pytest.raises(
+        config_checks.ConfigError,
+        match=f"config.grad_accum_steps={value}: expected >= 1 and dividing the per-device batch",
+    ):
         config_checks.validate(tiny_config(grad_accum_steps=value), num_devices=2)

@@ -35,11 +35,16 @@ def narrowed_products(jaxpr, shape):
         producer = {id(v): eqn for eqn in j.eqns for v in eqn.outvars}
         for eqn in j.eqns:
             src = eqn.invars[0] if eqn.invars else None
-            if (eqn.primitive.name == "convert_element_type" and src is not None and hasattr(src, "aval")
-                    and src.aval.shape == shape and src.aval.dtype == jnp.float32
-                    and eqn.outvars[0].aval.dtype == jnp.bfloat16
-                    and getattr(producer.get(id(src)), "primitive", None) is not None
-                    and producer[id(src)].primitive.name == "mul"):
+            if (
+                eqn.primitive.name == "convert_element_type"
+                and src is not None
+                and hasattr(src, "aval")
+                and src.aval.shape == shape
+                and src.aval.dtype == jnp.float32
+                and eqn.outvars[0].aval.dtype == jnp.bfloat16
+                and getattr(producer.get(id(src)), "primitive", None) is not None
+                and producer[id(src)].primitive.name == "mul"
+            ):
                 found.append(eqn)
     return found
 
@@ -55,7 +60,9 @@ def test_bf16_prompts_match_the_float32_layer_rounded():
     bf16 = motion_prompts(x, params, dtype=jnp.bfloat16)
     assert bf16.prompts.dtype == jnp.bfloat16 and bf16.attention.dtype == jnp.float32
     np.testing.assert_array_equal(bf16.attention, f32.attention)
-    np.testing.assert_allclose(np.asarray(bf16.prompts, np.float32), f32.prompts, rtol=3 * 2 ** -8, atol=1e-6)  # three bf16 roundings
+    np.testing.assert_allclose(
+        np.asarray(bf16.prompts, np.float32), f32.prompts, rtol=3 * 2**-8, atol=1e-6
+    )  # three bf16 roundings
 
 
 def test_layer_emits_its_dtype():
@@ -78,5 +85,4 @@ def test_bf16_train_step_never_rounds_a_float32_prompt():
     assert narrowed_products(jaxpr, (B, T, H, W, 3)) == []
     assert any(a.shape == (B, T, H, W, 3) and a.dtype == jnp.bfloat16 for a in all_avals(jaxpr) if hasattr(a, "shape"))
     # float32 luma/attention maps are there: the precision-sensitive part stays float32
-    assert any(a.shape == (B, T, H, W) and a.dtype == jnp.float32 for a in all_avals(jaxpr)
-               if hasattr(a, "shape"))
+    assert any(a.shape == (B, T, H, W) and a.dtype == jnp.float32 for a in all_avals(jaxpr) if hasattr(a, "shape"))

@@ -115,10 +115,11 @@ def test_gradients_of_m_and_n():
 
     def objective(m, n):
         prompts, variation = layer.apply(params(m, n), frames)
-        return jnp.sum(prompts ** 2) * 1e-2 + variation
+        return jnp.sum(prompts**2) * 1e-2 + variation
 
-    check_grads(objective, (jnp.float32(0.4), jnp.float32(-0.3)), order=1, modes=("rev",), eps=1e-2, atol=2e-2,
-                rtol=2e-2)
+    check_grads(
+        objective, (jnp.float32(0.4), jnp.float32(-0.3)), order=1, modes=("rev",), eps=1e-2, atol=2e-2, rtol=2e-2
+    )
     gm, gn = jax.grad(objective, argnums=(0, 1))(jnp.float32(0.4), jnp.float32(-0.3))
     assert float(gm) != 0.0 and float(gn) != 0.0
 
@@ -131,8 +132,9 @@ def test_reference_luma_swaps_red_and_blue_weights():
     for mode, w_red in (("rgb", 0.299), ("reference", 0.114)):
         att = VideoMotionPrompt(luma=mode).apply(params(0.0, 0.0), frames, return_attention=True)[2]
         assert float(att[0, 0, 0, 0]) == pytest.approx(sigmoid(50 * 0.5 * w_red), rel=1e-5), mode
-    np.testing.assert_allclose(mp.luma(frames, mp.LUMA_WEIGHTS["reference"])[0, 1, 0, 0],
-                               0.114 * 0.8 + 0.587 * 0.3 + 0.299 * 0.3, rtol=1e-6)
+    np.testing.assert_allclose(
+        mp.luma(frames, mp.LUMA_WEIGHTS["reference"])[0, 1, 0, 0], 0.114 * 0.8 + 0.587 * 0.3 + 0.299 * 0.3, rtol=1e-6
+    )
 
 
 def test_per_pixel_parametrization():
@@ -149,8 +151,9 @@ def test_per_pixel_parametrization():
     assert float(variation) == pytest.approx(want_v, rel=1e-5)
     # Constant maps reproduce the scalar layer.
     const = {"params": {"m": jnp.full((5, 6), 0.2), "n": jnp.full((5, 6), -0.1)}}
-    np.testing.assert_allclose(layer.apply(const, frames)[0], VideoMotionPrompt().apply(params(0.2, -0.1), frames)[0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        layer.apply(const, frames)[0], VideoMotionPrompt().apply(params(0.2, -0.1), frames)[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match=r"m has shape \(5, 6\).*need \(4, 6\).*per-pixel layer only applies"):
         layer.apply(variables, frames[:, :, :4])
 
@@ -183,11 +186,11 @@ def test_batch_consistency_under_jit():
     apply = jax.jit(lambda v, x: layer.apply(v, x, return_attention=True))
     prompts, _, att = apply(variables, frames)
     for i in range(3):
-        p_i, _, a_i = apply(variables, frames[i:i + 1])
-        np.testing.assert_allclose(prompts[i:i + 1], p_i, atol=1e-6)
-        np.testing.assert_allclose(att[i:i + 1], a_i, atol=1e-6)
+        p_i, _, a_i = apply(variables, frames[i : i + 1])
+        np.testing.assert_allclose(prompts[i : i + 1], p_i, atol=1e-6)
+        np.testing.assert_allclose(att[i : i + 1], a_i, atol=1e-6)
     # The batch variation is the mean of the per-clip variations (equal sizes).
-    per_clip = [float(apply(variables, frames[i:i + 1])[1]) for i in range(3)]
+    per_clip = [float(apply(variables, frames[i : i + 1])[1]) for i in range(3)]
     assert float(apply(variables, frames)[1]) == pytest.approx(np.mean(per_clip), rel=1e-5)
 
 
@@ -195,8 +198,7 @@ def test_pure_pipeline_equals_layer():
     rng = np.random.default_rng(6)
     frames = jnp.asarray(standardise(rng.uniform(0, 1, (1, 3, 4, 4, 3))))
     out = mp.motion_prompts(frames, {"m": jnp.float32(0.1), "n": jnp.float32(0.2)}, "reference")
-    prompts, variation, att = VideoMotionPrompt(luma="reference").apply(params(0.1, 0.2), frames,
-                                                                        return_attention=True)
+    prompts, variation, att = VideoMotionPrompt(luma="reference").apply(params(0.1, 0.2), frames, return_attention=True)
     np.testing.assert_array_equal(out.prompts, prompts)
     np.testing.assert_array_equal(out.attention, att)
     assert float(out.variation) == float(variation)
@@ -250,8 +252,9 @@ def test_power_normalisations_match_their_definitions(pn):
     np.testing.assert_allclose(att, expected, rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(prompts, expected[..., None] * frames[:, 1:], rtol=2e-5, atol=2e-5)
     t = expected.shape[1]
-    np.testing.assert_allclose(variation, np.sum((expected[:, 1:] - expected[:, :-1]) ** 2) / (2 * (t - 1) * 30),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        variation, np.sum((expected[:, 1:] - expected[:, :-1]) ** 2) / (2 * (t - 1) * 30), rtol=1e-4
+    )
     # An attention in [0, 1] that ignores the sign of D and grows with |D|.
     assert att.min() >= 0 and att.max() <= 1
     flipped = layer.apply(variables, jnp.asarray(frames[:, ::-1]), return_attention=True)[2]

@@ -1,4 +1,5 @@
 """Simulated hosts: several CPU processes on 127.0.0.1 (gloo collectives, `jax_num_cpu_devices` devices each)."""
+
 import os
 import socket
 import subprocess
@@ -22,9 +23,27 @@ def free_port():
 def run_workers(*args, num_processes=1, devices=1, timeout=120):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    procs = [subprocess.Popen([sys.executable, WORKER, args[0], str(args[1]), str(i), str(num_processes), str(port),
-                               str(devices), *map(str, args[2:])], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(num_processes)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                WORKER,
+                args[0],
+                str(args[1]),
+                str(i),
+                str(num_processes),
+                str(port),
+                str(devices),
+                *map(str, args[2:]),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(num_processes)
+    ]
     outs = [p.communicate(timeout=timeout)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]

@@ -30,8 +30,9 @@ def test_cosine_with_warmup():
 
 
 def test_warmup_into_step_schedule_keeps_boundaries_absolute():
-    sched = optim.learning_rate_schedule("steps", 1.0, 100, warmup_steps=10, boundaries=(50,),
-                                         relative_rates=(1.0, 0.1))
+    sched = optim.learning_rate_schedule(
+        "steps", 1.0, 100, warmup_steps=10, boundaries=(50,), relative_rates=(1.0, 0.1)
+    )
     assert float(sched(10)) == pytest.approx(1.0)
     assert float(sched(49)) == pytest.approx(1.0)
     assert float(sched(50)) == pytest.approx(0.1)
@@ -48,9 +49,13 @@ def test_decay_mask_defaults_and_switches():
 def test_sgd_weight_decay_is_coupled_l2_like_pytorch():
     # PyTorch SGD: g' = g + wd * p; v = mu * v + g'; p -= lr * v. One step from zero momentum: p -= lr * (g + wd p).
     tx = optim.make_optimizer("sgd", optax.constant_schedule(0.1), PARAMS, momentum=0.9, weight_decay=0.5)
-    grads = {"vmp": {"m": jnp.float32(1.0), "n": jnp.float32(1.0)},
-             "backbone": {"conv": {"kernel": jnp.full((2, 2), 1.0)},
-                          "bn": {"scale": jnp.full(2, 1.0), "bias": jnp.full(2, 1.0)}}}
+    grads = {
+        "vmp": {"m": jnp.float32(1.0), "n": jnp.float32(1.0)},
+        "backbone": {
+            "conv": {"kernel": jnp.full((2, 2), 1.0)},
+            "bn": {"scale": jnp.full(2, 1.0), "bias": jnp.full(2, 1.0)},
+        },
+    }
     updates, _ = tx.update(grads, tx.init(PARAMS), PARAMS)
     new = optax.apply_updates(PARAMS, updates)
     np.testing.assert_allclose(new["backbone"]["conv"]["kernel"], 1 - 0.1 * (1 + 0.5 * 1), rtol=1e-6)
@@ -59,8 +64,9 @@ def test_sgd_weight_decay_is_coupled_l2_like_pytorch():
 
 
 def test_clipping_bounds_the_update():
-    tx = optim.make_optimizer("sgd", optax.constant_schedule(1.0), {"w": {"kernel": jnp.zeros(4)}}, momentum=0.0,
-                              clip_grad_norm=1.0)
+    tx = optim.make_optimizer(
+        "sgd", optax.constant_schedule(1.0), {"w": {"kernel": jnp.zeros(4)}}, momentum=0.0, clip_grad_norm=1.0
+    )
     grads = {"w": {"kernel": jnp.full(4, 10.0)}}
     updates, _ = tx.update(grads, tx.init(grads), {"w": {"kernel": jnp.zeros(4)}})
     assert float(optax.tree.norm(updates)) == pytest.approx(1.0, rel=1e-5)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
-
 from pytorchvideo_slowfast import random_slowfast, slowfast_key, to_pyslowfast, torch_logits
+
 from vmp_jax import convert
 from vmp_jax.convert import slowfast as converter
 from vmp_jax.models import SlowFast
@@ -31,8 +31,17 @@ def _clips(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("kernel, strides", [((3, 1, 1), (1, 1, 1)), ((7, 1, 1), (4, 1, 1)), ((5, 1, 1), (8, 1, 1)),
-                                             ((1, 1, 1), (1, 2, 2)), ((1, 3, 3), (1, 2, 2)), ((5, 7, 7), (1, 2, 2))])
+@pytest.mark.parametrize(
+    "kernel, strides",
+    [
+        ((3, 1, 1), (1, 1, 1)),
+        ((7, 1, 1), (4, 1, 1)),
+        ((5, 1, 1), (8, 1, 1)),
+        ((1, 1, 1), (1, 2, 2)),
+        ((1, 3, 3), (1, 2, 2)),
+        ((5, 7, 7), (1, 2, 2)),
+    ],
+)
 def test_conv_matches_xla_3d_conv_in_values_and_gradients(kernel, strides):
     x = jnp.asarray(_clips((2, 8, 9, 10, 3)))
     conv = Conv(4, kernel, strides)
@@ -40,8 +49,9 @@ def test_conv_matches_xla_3d_conv_in_values_and_gradients(kernel, strides):
     w = variables["params"]["kernel"]
 
     def reference(x, w):
-        return lax.conv_general_dilated(x, w, strides, [(k // 2, k // 2) for k in kernel],
-                                        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+        return lax.conv_general_dilated(
+            x, w, strides, [(k // 2, k // 2) for k in kernel], dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
+        )
 
     ours = lambda x, w: conv.apply({"params": {"kernel": w}}, x)
     np.testing.assert_allclose(ours(x, w), reference(x, w), rtol=1e-5, atol=1e-5)
@@ -92,10 +102,12 @@ def test_r101_round_trip_loads_strictly_into_pytorchvideo():
     """8x8 R101 (PyTorchVideo's hub model: 5x1x1 fusion): our variables have every one of its tensors, and go back
     to PyTorchVideo names that load with strict=True, value for value."""
     import torch  # pylint: disable=import-outside-toplevel
+
     net = random_slowfast(depth=101, fusion_kernel=5, seed=5)
     state_dict = net.state_dict()
-    variables = convert.slowfast_from_torch({k: v.numpy() for k, v in state_dict.items()}, depth=101,
-                                            fusion_kernel=5)  # NumPy input too
+    variables = convert.slowfast_from_torch(
+        {k: v.numpy() for k, v in state_dict.items()}, depth=101, fusion_kernel=5
+    )  # NumPy input too
     assert len([k for k in variables["params"] if k.startswith("slow_res4_")]) == 23
     back = convert.slowfast_to_torch(variables)
     fresh = random_slowfast(depth=101, fusion_kernel=5, seed=6)
@@ -120,10 +132,14 @@ def test_pyslowfast_key_helper_matches_known_names():
     assert slowfast_key("blocks.0.multipathway_blocks.1.conv.weight") == "s1.pathway1_stem.conv.weight"
     assert slowfast_key("blocks.2.multipathway_fusion.conv_fast_to_slow.weight") == "s3_fuse.conv_f2s.weight"
     assert slowfast_key("blocks.0.multipathway_fusion.norm.running_mean") == "s1_fuse.bn.running_mean"
-    assert slowfast_key("blocks.3.multipathway_blocks.0.res_blocks.5.branch2.norm_b.weight") == \
-        "s4.pathway0_res5.branch2.b_bn.weight"
-    assert slowfast_key("blocks.1.multipathway_blocks.1.res_blocks.0.branch1_norm.bias") == \
-        "s2.pathway1_res0.branch1_bn.bias"
+    assert (
+        slowfast_key("blocks.3.multipathway_blocks.0.res_blocks.5.branch2.norm_b.weight")
+        == "s4.pathway0_res5.branch2.b_bn.weight"
+    )
+    assert (
+        slowfast_key("blocks.1.multipathway_blocks.1.res_blocks.0.branch1_norm.bias")
+        == "s2.pathway1_res0.branch1_bn.bias"
+    )
 
 
 def test_fine_tune_to_other_num_classes_reinitialises_head_only(caplog):
@@ -142,6 +158,7 @@ def test_fine_tune_to_other_num_classes_reinitialises_head_only(caplog):
 
 def test_checkpoint_file_with_model_state_and_module_prefix(tmp_path):
     import torch  # pylint: disable=import-outside-toplevel
+
     net = random_slowfast(seed=9, **TINY)
     path = tmp_path / "SLOWFAST_8x8_R50.pyth"
     # PySlowFast's files: names under model_state, 'module.' when saved from DistributedDataParallel.
@@ -181,12 +198,16 @@ def test_validate_names_the_keys():
     validate({"alpha": 8, "depth": 101}, (32, 224, 224))
 
 
-@pytest.mark.parametrize("name, arg, num_classes", [("slowfast_finegym", None, 99), ("slowfast_finegym", "gym288", 288),
-                                                    ("slowfast_mpii_cooking2", None, 67)])
+@pytest.mark.parametrize(
+    "name, arg, num_classes",
+    [("slowfast_finegym", None, 99), ("slowfast_finegym", "gym288", 288), ("slowfast_mpii_cooking2", None, 67)],
+)
 def test_recipes_are_the_8x8_r50_on_the_x3d_schedule(name, arg, num_classes):
     import importlib  # pylint: disable=import-outside-toplevel
+
     from configs import recipes  # pylint: disable=import-outside-toplevel
     from vmp_jax.models import factory  # pylint: disable=import-outside-toplevel
+
     module = importlib.import_module(f"configs.{name}")
     config = module.get_config() if arg is None else module.get_config(arg)
     x3d = recipes.x3d_recipe("m", num_classes)
@@ -200,6 +221,7 @@ def test_recipes_are_the_8x8_r50_on_the_x3d_schedule(name, arg, num_classes):
 def test_max_pool_matches_pytorch_values_and_gradient_away_from_ties():
     torch = pytest.importorskip("torch")
     from vmp_jax.models.slowfast import max_pool_3x3_s2  # pylint: disable=import-outside-toplevel
+
     x = _clips((2, 3, 9, 12, 4))  # continuous values: no ties
     cot = _clips((2, 3, 5, 6, 4), seed=1)
     ours, vjp = jax.vjp(max_pool_3x3_s2, jnp.asarray(x))

@@ -8,9 +8,9 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from pytorchvideo_slowfast import random_slowfast, torch_logits
 from test_train_lib import tiny_config
+
 from vmp_jax import export, predict, train_lib, trained_run
 from vmp_jax.data import standardize
 from vmp_jax.metric_writers import read_metrics
@@ -29,8 +29,9 @@ def fast_compile():
 
 def _config(**overrides):
     model = {f"model.slowfast.{k}": v for k, v in FIELDS.items()}
-    return tiny_config(**{"model.backbone": "slowfast", "data.procedural.num_classes": NUM_CLASSES, **model,
-                          **overrides})
+    return tiny_config(
+        **{"model.backbone": "slowfast", "data.procedural.num_classes": NUM_CLASSES, **model, **overrides}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,7 @@ def slowfast_run(tmp_path_factory):
     torch.save({"model_state": checkpoint}, path)
     workdir, out = str(root / "run"), str(root / "export")
     # A rate so small that the weights stay the checkpoint's (to float rounding): the run must have loaded them.
-    config = _config(num_train_steps=2, checkpoint_every_steps=2, init_checkpoint=path,
-                     **{"schedule.base_lr": 1e-9})
+    config = _config(num_train_steps=2, checkpoint_every_steps=2, init_checkpoint=path, **{"schedule.base_lr": 1e-9})
     train_lib.train_and_evaluate(config, workdir)
     written = export.export_run(workdir, out, log=lambda _: None)
     assert set(written) == {"bundle", "config", "run_info", "jax_export", "pytorch_state_dict"}
@@ -57,9 +57,11 @@ def test_run_fine_tunes_from_the_pytorchvideo_checkpoint(slowfast_run):
     assert [row["step"] for row in rows] == [2] and np.isfinite(rows[0]["loss"])
     run = trained_run.load_run(workdir)
     params, stats = run.variables["params"]["backbone"], run.variables["batch_stats"]["backbone"]
-    np.testing.assert_allclose(params["fast_stem_conv"]["kernel"],
-                               checkpoint["blocks.0.multipathway_blocks.1.conv.weight"].transpose(2, 3, 4, 1, 0),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        params["fast_stem_conv"]["kernel"],
+        checkpoint["blocks.0.multipathway_blocks.1.conv.weight"].transpose(2, 3, 4, 1, 0),
+        atol=1e-6,
+    )
     # The checkpoint's 400-class head does not fit the data's 6 classes: the model's own head is kept.
     assert params["head_proj"]["kernel"].shape == (32 * 16 + 32 * 16 // 8, NUM_CLASSES)
     # Training moved the BN statistics (momentum 0.1 towards the batches') away from the checkpoint's.
@@ -68,9 +70,10 @@ def test_run_fine_tunes_from_the_pytorchvideo_checkpoint(slowfast_run):
 
 def test_exported_state_dict_loads_into_pytorchvideo_and_reproduces_the_artifact(slowfast_run):
     import torch  # pylint: disable=import-outside-toplevel
+
     _, out, _ = slowfast_run
     state_dict = torch.load(os.path.join(out, export.STATE_DICT), weights_only=True)
-    vmp = {k[len("vmp."):]: v.numpy() for k, v in state_dict.items() if k.startswith("vmp.")}
+    vmp = {k[len("vmp.") :]: v.numpy() for k, v in state_dict.items() if k.startswith("vmp.")}
     assert sorted(vmp) == ["m", "n"]
     net = random_slowfast(num_classes=NUM_CLASSES, width=16, stage_depths=(1, 1, 1, 1), alpha=2)
     net.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith("vmp.")}, strict=True)

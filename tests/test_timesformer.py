@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict
+
 from vmp_jax import convert
 from vmp_jax.convert import timesformer as tsf_convert
 from vmp_jax.models import TimeSformer
@@ -90,8 +90,14 @@ def test_round_trip_in_both_formats_loads_strict():
 def test_model_fields_read_from_the_shapes():
     net = random_timesformer(depth=3, width=32, heads=2, image_size=48, patch=16, frames=5, num_classes=7)
     assert tsf_convert.model_fields(net.state_dict()) == {
-        "depth": 3, "width": 32, "patch_size": 16, "image_size": 48, "num_frames": 5,
-        "attention_type": "divided_space_time", "num_classes": 7}
+        "depth": 3,
+        "width": 32,
+        "patch_size": 16,
+        "image_size": 48,
+        "num_frames": 5,
+        "attention_type": "divided_space_time",
+        "num_classes": 7,
+    }
 
 
 def test_imagenet_vit_weights_follow_the_reference_rule():
@@ -100,8 +106,9 @@ def test_imagenet_vit_weights_follow_the_reference_rule():
     net = random_timesformer(seed=6)
     vit = {k: v for k, v in reference_state_dict(net).items() if "temporal" not in k and k != "time_embed"}
     assert tsf_convert.detect_format(vit) == "vit"
-    params = convert.timesformer_from_torch(vit, num_heads=4, attention_type="divided_space_time",
-                                            num_frames=4)["params"]
+    params = convert.timesformer_from_torch(vit, num_heads=4, attention_type="divided_space_time", num_frames=4)[
+        "params"
+    ]
     block = params["blocks_1"]
     np.testing.assert_array_equal(block["temporal_attn"]["qkv"]["kernel"], block["attn"]["qkv"]["kernel"])
     np.testing.assert_array_equal(block["temporal_norm1"]["scale"], block["norm1"]["scale"])
@@ -116,20 +123,20 @@ def test_imagenet_vit_weights_follow_the_reference_rule():
 
 
 def test_other_class_count_keeps_the_models_head(caplog):
-    from vmp_jax.models import factory  # pylint: disable=import-outside-toplevel
     from configs import common  # pylint: disable=import-outside-toplevel
+    from vmp_jax.models import factory  # pylint: disable=import-outside-toplevel
+
     net = random_timesformer(seed=7)
     c = common.base_config()
     c.model.backbone = "timesformer"
     c.model.timesformer.update(TINY)
     model = factory.build_model(c.model, num_classes=3)
     init = jax.device_get(factory.init_variables(model, jax.random.key(0), (1, 5, 32, 32, 3)))
-    loaded = convert.load_pretrained_backbone(init, net.state_dict(), "timesformer",
-                                              factory.backbone_kwargs(c.model))
-    np.testing.assert_array_equal(loaded["params"]["backbone"]["head"]["kernel"],
-                                  init["params"]["backbone"]["head"]["kernel"])
-    np.testing.assert_array_equal(loaded["params"]["backbone"]["pos_embed"],
-                                  reference_state_dict(net)["pos_embed"])
+    loaded = convert.load_pretrained_backbone(init, net.state_dict(), "timesformer", factory.backbone_kwargs(c.model))
+    np.testing.assert_array_equal(
+        loaded["params"]["backbone"]["head"]["kernel"], init["params"]["backbone"]["head"]["kernel"]
+    )
+    np.testing.assert_array_equal(loaded["params"]["backbone"]["pos_embed"], reference_state_dict(net)["pos_embed"])
     assert "another head" in caplog.text
 
 
@@ -137,8 +144,11 @@ def test_mismatched_keys_are_listed():
     sd = reference_state_dict(random_timesformer(seed=8))
     del sd["blocks.1.temporal_fc.bias"]
     sd["blocks.1.extra.weight"] = np.zeros(3)
-    with pytest.raises(ValueError, match=r"missing keys \['blocks.1.temporal_fc.bias'\], unexpected keys "
-                                         r"\['blocks.1.extra.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing keys \['blocks.1.temporal_fc.bias'\], unexpected keys "
+        r"\['blocks.1.extra.weight'\]",
+    ):
         convert.timesformer_from_torch(sd, num_heads=4)
 
 

@@ -5,9 +5,9 @@ whole gives the reference PyTorch pipeline's logits, and a TimeSformer run train
 import jax
 import numpy as np
 import pytest
-
 from hf_timesformer import from_reference, hf_logits, random_timesformer, reference_state_dict, vmps_layer
 from test_train_lib import tiny_config
+
 from vmp_jax import convert, export, predict, train_lib, visualize_panels
 from vmp_jax.data import standardize
 from vmp_jax.models import factory
@@ -34,6 +34,7 @@ def reference_pipeline(net, layer, clips):
     """The reference's eval: uint8 clips (B, T+1, H, W, 3) standardised, the VMPs layer on (B, C, T+1, H, W), the
     TimeSformer on the prompts."""
     import torch  # pylint: disable=import-outside-toplevel
+
     frames = torch.tensor(np.asarray(standardize(clips)).transpose(0, 4, 1, 2, 3))
     with torch.no_grad():
         prompts = layer(frames).numpy().transpose(0, 2, 3, 4, 1)  # back to (B, T, H, W, 3)
@@ -44,17 +45,21 @@ def load_reference(state_dict, net, layer):
     """`load_state_dict(strict=True)` of a whole-model state dict with the reference's names (`model.<name>`,
     `vmps.m`, `vmps.n`) into the HF model (renamed by the test's table) and the VMPs layer."""
     import torch  # pylint: disable=import-outside-toplevel
-    model = {from_reference(k[len("model."):]): torch.as_tensor(v) for k, v in state_dict.items()
-             if k.startswith("model.")}
+
+    model = {
+        from_reference(k[len("model.") :]): torch.as_tensor(v) for k, v in state_dict.items() if k.startswith("model.")
+    }
     net.load_state_dict(model, strict=True)
-    layer.load_state_dict({k[len("vmps."):]: torch.as_tensor(v) for k, v in state_dict.items()
-                           if k.startswith("vmps.")}, strict=True)
+    layer.load_state_dict(
+        {k[len("vmps.") :]: torch.as_tensor(v) for k, v in state_dict.items() if k.startswith("vmps.")}, strict=True
+    )
     assert len(model) + 2 == len(state_dict)
 
 
 def official_checkpoint(path, net, layer, with_vmp=True):
     """A checkpoint as the VMPs code saves it (PySlowFast's `model_state` of `vit_base_patch16_224`)."""
     import torch  # pylint: disable=import-outside-toplevel
+
     official = {f"model.{k}": torch.tensor(v) for k, v in reference_state_dict(net).items()}
     if with_vmp:
         official.update({"vmps.m": layer.m.detach().clone(), "vmps.n": layer.n.detach().clone()})
@@ -110,14 +115,20 @@ def test_a_timesformer_run_trains_exports_the_official_format_and_predicts(tmp_p
     np.testing.assert_allclose(probs, jax.nn.softmax(ref, axis=-1).mean(0), atol=1e-5)
 
 
-CONVERT_FLAGS = ["--config=configs/timesformer_mpii_cooking2.py", "--platforms=cpu", "--config.num_frames=4",
-                 "--config.data.crop_size=32", "--config.model.num_classes=4", "--config.model.dtype=float32"] + [
-    f"--config.model.timesformer.{k}={v}" for k, v in TINY.items()]
+CONVERT_FLAGS = [
+    "--config=configs/timesformer_mpii_cooking2.py",
+    "--platforms=cpu",
+    "--config.num_frames=4",
+    "--config.data.crop_size=32",
+    "--config.model.num_classes=4",
+    "--config.model.dtype=float32",
+] + [f"--config.model.timesformer.{k}={v}" for k, v in TINY.items()]
 
 
 def test_the_import_command_writes_a_bundle_that_predicts_like_the_reference(tmp_path):
     pytest.importorskip("torch")
     from vmp_jax.convert import __main__ as convert_command  # pylint: disable=import-outside-toplevel
+
     net, layer = random_timesformer(num_classes=4, seed=14), vmps_layer(-0.5, 0.4)
     path = str(tmp_path / "vmps.pyth")
     official_checkpoint(path, net, layer)
@@ -127,8 +138,10 @@ def test_the_import_command_writes_a_bundle_that_predicts_like_the_reference(tmp
     assert bundle.class_names == ["class_0", "class_1", "class_2", "class_3"] and bundle.num_frames == 5
     clips = np.random.default_rng(2).integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8)
     ref = reference_pipeline(net, layer, clips)
-    for ours in (export.logits_fn(bundle.model, bundle.variables)(clips),
-                 predict.load_exported(f"{out}/{predict.EXPORTED}").call(clips)):
+    for ours in (
+        export.logits_fn(bundle.model, bundle.variables)(clips),
+        predict.load_exported(f"{out}/{predict.EXPORTED}").call(clips),
+    ):
         assert np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max() < 1e-5
     setting = visualize_panels.setting_from_run(out)  # what `python -m vmp_jax.visualize --workdir OUT` shows
     assert setting.luma == "reference" and np.isclose(setting.params["m"], -0.5) and setting.num_steps == 4
@@ -137,18 +150,26 @@ def test_the_import_command_writes_a_bundle_that_predicts_like_the_reference(tmp
 def test_the_import_command_refuses_what_the_checkpoint_lacks(tmp_path, capsys):
     pytest.importorskip("torch")
     from vmp_jax.convert import __main__ as convert_command  # pylint: disable=import-outside-toplevel
+
     path = str(tmp_path / "baseline.pyth")
     official_checkpoint(path, random_timesformer(num_classes=4, seed=15), None, with_vmp=False)
     out = str(tmp_path / "bundle")
     assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS) == 2
     assert "has no motion prompt parameters" in capsys.readouterr().err
-    assert convert_command.main(["--checkpoint", path, "--out", out] + CONVERT_FLAGS
-                                + ["--config.model.num_classes=3", "--config.model.use_vmp=False"]) == 2
+    assert (
+        convert_command.main(
+            ["--checkpoint", path, "--out", out]
+            + CONVERT_FLAGS
+            + ["--config.model.num_classes=3", "--config.model.use_vmp=False"]
+        )
+        == 2
+    )
     assert "head does not fit" in capsys.readouterr().err
 
 
 def test_the_mpii_recipe_is_the_references_schedule_and_batch():
     from configs import timesformer_mpii_cooking2  # pylint: disable=import-outside-toplevel
+
     config = timesformer_mpii_cooking2.get_config()
     steps_per_epoch, total = train_lib.run_length(config, num_train_examples=64 * 100)
     schedule = train_lib.make_schedule(config, steps_per_epoch, total)
@@ -161,6 +182,7 @@ def test_the_mpii_recipe_is_the_references_schedule_and_batch():
 
 def test_per_pixel_motion_prompt_trains_in_front_of_a_backbone_without_batch_stats():
     from test_train_lib import setup  # pylint: disable=import-outside-toplevel
+
     config = timesformer_config(**{"model.vmp.parametrization": "per_pixel"})
     mesh, model, tx, schedule, state, batch = setup(config, 2)
     assert state.batch_stats == {} and state.params["vmp"]["m"].shape == (32, 32)

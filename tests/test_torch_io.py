@@ -4,23 +4,29 @@ import sys
 
 import numpy as np
 import pytest
-
 from pytorchvideo_x3d import random_x3d
+
 from vmp_jax import convert
 from vmp_jax.convert import torch_io
 
 
 def _arrays(seed=0):
     rng = np.random.default_rng(seed)
-    return {"blocks.0.weight": rng.normal(size=(4, 3)).astype(np.float32), "blocks.0.bias": np.arange(4, dtype=np.float32)}
+    return {
+        "blocks.0.weight": rng.normal(size=(4, 3)).astype(np.float32),
+        "blocks.0.bias": np.arange(4, dtype=np.float32),
+    }
 
 
-@pytest.mark.parametrize("wrapped", [
-    lambda sd: sd,
-    lambda sd: {"model_state": sd, "epoch": 3},
-    lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "optimizer": {}},
-    lambda sd: {"model": {f"model.{k}": v for k, v in sd.items()}},
-])
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        lambda sd: sd,
+        lambda sd: {"model_state": sd, "epoch": 3},
+        lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "optimizer": {}},
+        lambda sd: {"model": {f"model.{k}": v for k, v in sd.items()}},
+    ],
+)
 def test_unwrap_takes_off_containers_and_prefixes(wrapped):
     sd = _arrays()
     got = torch_io.unwrap(wrapped(sd))

@@ -18,19 +18,34 @@ from vmp_jax import checkpointing
 from vmp_jax.metric_writers import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--config.model.backbone=tiny", "--config.num_frames=4", "--config.batch_size=8", "--config.eval_batch_size=8",
-        "--config.data.procedural.height=32", "--config.data.procedural.width=32", "--config.data.procedural.num_train=64",
-        "--config.data.procedural.num_eval=16", "--config.progress_bar=False", "--config.log_every_steps=1",
-        "--config.checkpoint_every_steps=2", "--config.eval_every_steps=0", "--config.schedule.name=constant",
-        "--config.schedule.base_lr=0.05"]
+TINY = [
+    "--config.model.backbone=tiny",
+    "--config.num_frames=4",
+    "--config.batch_size=8",
+    "--config.eval_batch_size=8",
+    "--config.data.procedural.height=32",
+    "--config.data.procedural.width=32",
+    "--config.data.procedural.num_train=64",
+    "--config.data.procedural.num_eval=16",
+    "--config.progress_bar=False",
+    "--config.log_every_steps=1",
+    "--config.checkpoint_every_steps=2",
+    "--config.eval_every_steps=0",
+    "--config.schedule.name=constant",
+    "--config.schedule.base_lr=0.05",
+]
 STEPS = 8
 
 pytestmark = pytest.mark.slow
 
 
 def start(workdir, *flags, devices=1):
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "vmp_jax_test_jax_cache"))
+    env = dict(
+        os.environ,
+        JAX_NUM_CPU_DEVICES=str(devices),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_COMPILATION_CACHE_DIR=os.path.join(tempfile.gettempdir(), "vmp_jax_test_jax_cache"),
+    )
     cmd = [sys.executable, "train.py", "--workdir", str(workdir), *TINY, *flags]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -115,8 +130,18 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
     finish(start(single, "--config.num_train_steps=4", devices=4))
     multi = tmp_path / "multi"
     port = free_port()
-    procs = [start(multi, "--config.num_train_steps=4", f"--coordinator_address=127.0.0.1:{port}",
-                   "--num_processes=2", f"--process_id={i}", "--cpu_collectives=gloo", devices=2) for i in range(2)]
+    procs = [
+        start(
+            multi,
+            "--config.num_train_steps=4",
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
+            "--cpu_collectives=gloo",
+            devices=2,
+        )
+        for i in range(2)
+    ]
     for proc in procs:
         finish(proc)
     want = read_metrics(str(single), "train")

@@ -14,11 +14,8 @@ import pytest
 from configs import common
 from vmp_jax import checkpointing, config_checks, train_lib, trained_run
 from vmp_jax.data import builders as data_builders
-from vmp_jax.metric_writers import read_metrics
-from vmp_jax.models import factory
-
-
 from vmp_jax.metric_writers import read_metrics, read_tensorboard_scalars
+from vmp_jax.models import factory
 
 
 def tiny_config(**overrides):
@@ -50,9 +47,13 @@ def tiny_config(**overrides):
 def setup(config, num_devices):
     """(mesh, model, tx, schedule, state, a global batch) for `config` on the first `num_devices` devices."""
     mesh = train_lib.make_mesh(jax.devices()[:num_devices])
-    data = data_builders.make_datasets(config.data, num_frames=config.num_frames + 1,
-                                       global_batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
-                                       seed=config.seed)
+    data = data_builders.make_datasets(
+        config.data,
+        num_frames=config.num_frames + 1,
+        global_batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+    )
     model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
     schedule = optax.constant_schedule(config.schedule.base_lr)
     shape = (1, config.num_frames + 1, 32, 32, 3)
@@ -82,8 +83,9 @@ def test_one_device_and_eight_devices_agree():
     # Gradients averaged, not summed over devices: parameters after two steps agree.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6), state1.params, state8.params)
     # BatchNorm statistics are those of the global batch, on every device count.
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), state1.batch_stats,
-                 state8.batch_stats)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), state1.batch_stats, state8.batch_stats
+    )
     initial_m = jax.device_get(setup(config, 1)[4].params["vmp"]["m"])
     assert float(state1.params["vmp"]["m"]) != float(initial_m)  # m is trained
 
@@ -128,8 +130,18 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     train = read_metrics(workdir, "train")
     evals = read_metrics(workdir, "eval")
     assert [r["step"] for r in train] == [2, 4, 6] and [r["step"] for r in evals] == [3, 6]
-    for key in ("loss", "cross_entropy", "variation", "accuracy", "learning_rate", "vmp_slope_a", "vmp_shift_b",
-                "clips_per_s", "data_wait_s", "step_s"):
+    for key in (
+        "loss",
+        "cross_entropy",
+        "variation",
+        "accuracy",
+        "learning_rate",
+        "vmp_slope_a",
+        "vmp_shift_b",
+        "clips_per_s",
+        "data_wait_s",
+        "step_s",
+    ):
         assert np.isfinite(train[-1][key]), key
     # The per-step wall time splits into waiting for data and the rest: clips/s = batch / (wait + rest).
     assert train[-1]["clips_per_s"] == pytest.approx(8 / (train[-1]["data_wait_s"] + train[-1]["step_s"]), rel=1e-6)
@@ -148,18 +160,21 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
     assert steps == [2, 4, 6, 8]
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("num_frames", 1, r"config.num_frames=1: expected T >= 2"),
-    ("vmp_lambda", -0.5, r"config.vmp_lambda=-0.5: expected >= 0"),
-    ("batch_size", 12, r"config.batch_size=12: expected a positive multiple of the device count \(8 devices"),
-    ("model.backbone", "resnet", r"config.model.backbone='resnet': expected one of \[.*'tiny'.*'x3d'.*\]"),
-    ("model.num_classes", 7, r"config.model.num_classes=7: expected 0 \(use the data's\) or the data set's 4"),
-    ("schedule.name", "linear", r"config.schedule.name='linear'"),
-    ("model.vmp.pn", "l2", r"config.model.vmp.pn='l2': expected one of \('sigmoid', 'gamma'"),
-    ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
-    ("data.eval_during_training_crops", 2, r"config.data.eval_during_training_crops=2: expected 1 \(centre\) or 3"),
-    ("data.eval_num_clips", 0, r"config.data.eval_num_clips=0: expected >= 1 clips per video"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("num_frames", 1, r"config.num_frames=1: expected T >= 2"),
+        ("vmp_lambda", -0.5, r"config.vmp_lambda=-0.5: expected >= 0"),
+        ("batch_size", 12, r"config.batch_size=12: expected a positive multiple of the device count \(8 devices"),
+        ("model.backbone", "resnet", r"config.model.backbone='resnet': expected one of \[.*'tiny'.*'x3d'.*\]"),
+        ("model.num_classes", 7, r"config.model.num_classes=7: expected 0 \(use the data's\) or the data set's 4"),
+        ("schedule.name", "linear", r"config.schedule.name='linear'"),
+        ("model.vmp.pn", "l2", r"config.model.vmp.pn='l2': expected one of \('sigmoid', 'gamma'"),
+        ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
+        ("data.eval_during_training_crops", 2, r"config.data.eval_during_training_crops=2: expected 1 \(centre\) or 3"),
+        ("data.eval_num_clips", 0, r"config.data.eval_num_clips=0: expected >= 1 clips per video"),
+    ],
+)
 def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
     with pytest.raises(ValueError, match=message):
         train_lib.train_and_evaluate(tiny_config(**{key: value}), str(tmp_path / "run"))
@@ -169,10 +184,14 @@ def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     workdir = str(tmp_path / "run")
     # The rate jumps x1e30 after step 3 (epochs of 8 steps): the loss is finite up to the checkpoint at step 3.
-    blow_up = tiny_config(num_train_steps=6, **{"schedule.name": "steps", "schedule.boundaries_epochs": (0.4,),
-                                                "schedule.relative_rates": (1.0, 1e30)})
-    message = (r"non-finite (loss|parameters) .* at step [4-6]; training stopped and the last good checkpoint, "
-               r"step 3, is kept in .*checkpoints. Rerunning the same command stops the same way")
+    blow_up = tiny_config(
+        num_train_steps=6,
+        **{"schedule.name": "steps", "schedule.boundaries_epochs": (0.4,), "schedule.relative_rates": (1.0, 1e30)},
+    )
+    message = (
+        r"non-finite (loss|parameters) .* at step [4-6]; training stopped and the last good checkpoint, "
+        r"step 3, is kept in .*checkpoints. Rerunning the same command stops the same way"
+    )
     with pytest.raises(train_lib.NonFiniteError, match=message) as first:
         train_lib.train_and_evaluate(blow_up, workdir)
     with pytest.raises(train_lib.NonFiniteError, match=message) as again:  # resumed from step 3: the same stop
@@ -199,8 +218,12 @@ def test_fine_tuning_from_a_pytorchvideo_checkpoint_file(tmp_path):
     net = random_x3d("xs", 4, 160, num_classes=400)
     path = str(tmp_path / "X3D_XS.pyth")
     torch.save({"model_state": net.state_dict()}, path)
-    config = tiny_config(num_train_steps=1, num_frames=3, init_checkpoint=path, **{
-        "model.backbone": "x3d", "model.x3d.variant": "xs", "schedule.base_lr": 1e-9})
+    config = tiny_config(
+        num_train_steps=1,
+        num_frames=3,
+        init_checkpoint=path,
+        **{"model.backbone": "x3d", "model.x3d.variant": "xs", "schedule.base_lr": 1e-9},
+    )
     state = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
     loaded = convert.x3d_from_torch(convert.load_torch_checkpoint(path), variant="xs", num_classes=4)
     got = jax.device_get(state.params["backbone"])
@@ -213,8 +236,10 @@ def test_the_end_of_a_run_says_where_its_files_are_and_a_finished_run_is_not_res
     workdir = str(tmp_path / "run")
     train_lib.train_and_evaluate(tiny_config(), workdir)
     out = capsys.readouterr().out
-    assert f"Finished 6 steps in {workdir}:\n  metrics      {workdir}/metrics.jsonl (TensorBoard: tensorboard " \
-           f"--logdir {workdir}/tensorboard)\n  checkpoints  {workdir}/checkpoints (steps 3, 6)\n" in out
+    assert (
+        f"Finished 6 steps in {workdir}:\n  metrics      {workdir}/metrics.jsonl (TensorBoard: tensorboard "
+        f"--logdir {workdir}/tensorboard)\n  checkpoints  {workdir}/checkpoints (steps 3, 6)\n" in out
+    )
     assert f"python -m vmp_jax.export --workdir {workdir} --out {workdir}_export" in out
     lines = len(read_metrics(workdir))
     state = train_lib.train_and_evaluate(tiny_config(), workdir)
@@ -251,11 +276,20 @@ def test_resume_past_written_metrics_leaves_the_metrics_of_an_uninterrupted_run(
     train_lib.train_and_evaluate(resume_config(), workdir)
     expected, _ = uninterrupted_run
     assert [(r["step"], r["split"]) for r in read_metrics(workdir)] == [
-        (1, "train"), (2, "train"), (3, "train"), (3, "eval"), (4, "train"), (5, "train"), (6, "train"), (6, "eval")]
+        (1, "train"),
+        (2, "train"),
+        (3, "train"),
+        (3, "eval"),
+        (4, "train"),
+        (5, "train"),
+        (6, "train"),
+        (6, "eval"),
+    ]
     assert without_timings(read_metrics(workdir)) == without_timings(read_metrics(expected))
     timed = ("train/clips_per_s", "train/data_wait_s", "train/step_s")
-    assert ([s for s in read_tensorboard_scalars(workdir) if s[0] not in timed]
-            == [s for s in read_tensorboard_scalars(expected) if s[0] not in timed])
+    assert [s for s in read_tensorboard_scalars(workdir) if s[0] not in timed] == [
+        s for s in read_tensorboard_scalars(expected) if s[0] not in timed
+    ]
     assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
 
 
@@ -266,7 +300,7 @@ def test_damaged_latest_checkpoint_resumes_from_the_previous_one(uninterrupted_r
     array_files = glob.glob(os.path.join(workdir, "checkpoints", "6", "state", "**", "d", "*"), recursive=True)
     path = max(array_files, key=os.path.getsize)
     content = bytearray(pathlib.Path(path).read_bytes())
-    content[len(content) // 2:len(content) // 2 + 4] = bytes(255 - b for b in content[len(content) // 2:][:4])
+    content[len(content) // 2 : len(content) // 2 + 4] = bytes(255 - b for b in content[len(content) // 2 :][:4])
     pathlib.Path(path).write_bytes(bytes(content))
     state = train_lib.train_and_evaluate(resume_config(), workdir)
     out = capsys.readouterr().out
@@ -281,19 +315,25 @@ def test_a_rerun_the_checkpoints_cannot_take_is_refused_before_anything_is_rewri
     workdir = str(tmp_path / "run")
     train_lib.train_and_evaluate(tiny_config(), workdir)
     saved = {name: (tmp_path / "run" / name).read_bytes() for name in (trained_run.CONFIG, trained_run.RUN_INFO)}
-    with pytest.raises(config_checks.ConfigError, match=r"differs from the one the run in .*run was trained with, in "
-                       r"keys that change the model, the data or the optimiser \(data.procedural.num_classes: 4 -> 8; "
-                       r"optimizer.momentum: 0.9 -> 0.5\)"):
-        train_lib.train_and_evaluate(tiny_config(**{"data.procedural.num_classes": 8, "optimizer.momentum": 0.5}),
-                                     workdir)
+    with pytest.raises(
+        config_checks.ConfigError,
+        match=r"differs from the one the run in .*run was trained with, in "
+        r"keys that change the model, the data or the optimiser \(data.procedural.num_classes: 4 -> 8; "
+        r"optimizer.momentum: 0.9 -> 0.5\)",
+    ):
+        train_lib.train_and_evaluate(
+            tiny_config(**{"data.procedural.num_classes": 8, "optimizer.momentum": 0.5}), workdir
+        )
     assert saved == {name: (tmp_path / "run" / name).read_bytes() for name in saved}
     assert trained_run.load_run(workdir).step == 6  # export and visualisation still read the run
     capsys.readouterr()
     # Extending and observing the run is accepted and said.
     state = train_lib.train_and_evaluate(tiny_config(num_train_steps=9, log_every_steps=3), workdir)
     out = capsys.readouterr().out
-    assert "Resuming with changed keys (they extend or observe the run): log_every_steps: 2 -> 3; " \
-           "num_train_steps: 6 -> 9" in out
+    assert (
+        "Resuming with changed keys (they extend or observe the run): log_every_steps: 2 -> 3; "
+        "num_train_steps: 6 -> 9" in out
+    )
     assert int(state.step) == 9
     assert json.loads(saved[trained_run.RUN_INFO])["total_steps"] == 6
     assert trained_run.read_run_info(workdir)["total_steps"] == 9
@@ -307,5 +347,6 @@ def test_resuming_on_another_device_count_says_so(tmp_path, capsys):
     trained_run.write_json(os.path.join(workdir, trained_run.RUN_INFO), {**info, "num_devices": 2})
     capsys.readouterr()
     train_lib.train_and_evaluate(tiny_config(num_train_steps=7), workdir)
-    assert (f"Resuming on {jax.device_count()} devices a run trained on 2 up to step 6: the global batch is the "
-            "same") in capsys.readouterr().out
+    assert (
+        f"Resuming on {jax.device_count()} devices a run trained on 2 up to step 6: the global batch is the same"
+    ) in capsys.readouterr().out

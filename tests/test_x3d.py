@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from pytorchvideo_x3d import random_x3d
+
 from vmp_jax import convert
 from vmp_jax.models import X3D, stage_depths
 from vmp_jax.models.x3d import round_width
@@ -93,9 +93,14 @@ def test_train_mode_updates_bn_with_pytorch_momentum_and_uses_dropout():
 
     @jax.jit
     def train_apply(variables, rng):
-        return model.apply(variables, clips, train=True, mutable=["batch_stats", "intermediates"],
-                           rngs={"dropout": rng},
-                           capture_intermediates=lambda mdl, _: mdl.name == "stem_conv_t")
+        return model.apply(
+            variables,
+            clips,
+            train=True,
+            mutable=["batch_stats", "intermediates"],
+            rngs={"dropout": rng},
+            capture_intermediates=lambda mdl, _: mdl.name == "stem_conv_t",
+        )
 
     logits_a, state = train_apply(variables, jax.random.key(1))
     logits_b, _ = train_apply(variables, jax.random.key(2))
@@ -103,8 +108,9 @@ def test_train_mode_updates_bn_with_pytorch_momentum_and_uses_dropout():
     assert not np.allclose(logits_a, logits_b)  # dropout active in training
     pre_bn = state["intermediates"]["stem_conv_t"]["__call__"][0]
     # running = 0.9 * running + 0.1 * batch statistic (PyTorch momentum 0.1); running mean starts at 0.
-    np.testing.assert_allclose(state["batch_stats"]["stem_norm"]["mean"], 0.1 * pre_bn.mean(axis=(0, 1, 2, 3)),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        state["batch_stats"]["stem_norm"]["mean"], 0.1 * pre_bn.mean(axis=(0, 1, 2, 3)), rtol=1e-4, atol=1e-6
+    )
     evaluate = jax.jit(lambda v: model.apply(v, clips, train=False))
     np.testing.assert_array_equal(evaluate(variables), evaluate(variables))  # eval is deterministic
 
@@ -116,10 +122,12 @@ def test_bn_statistics_synced_over_axis_name():
     synced = X3D("xs", num_classes=3, dropout_rate=0.0, bn_axis_name="data")
     variables = _random_variables(model, clips.shape, seed=1)
     _, whole = jax.jit(lambda v: model.apply(v, clips, train=True, mutable=["batch_stats"]))(variables)
-    split = jax.jit(jax.vmap(lambda x: synced.apply(variables, x, train=True, mutable=["batch_stats"])[1],
-                             axis_name="data"))(clips.reshape(2, 2, *clips.shape[1:]))
-    np.testing.assert_allclose(split["batch_stats"]["stem_norm"]["var"][0], whole["batch_stats"]["stem_norm"]["var"],
-                               rtol=1e-5)
+    split = jax.jit(
+        jax.vmap(lambda x: synced.apply(variables, x, train=True, mutable=["batch_stats"])[1], axis_name="data")
+    )(clips.reshape(2, 2, *clips.shape[1:]))
+    np.testing.assert_allclose(
+        split["batch_stats"]["stem_norm"]["var"][0], whole["batch_stats"]["stem_norm"]["var"], rtol=1e-5
+    )
     # Deeper layers accumulate summation-order differences; unsynced statistics would differ by O(1) here.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(b[0], a, rtol=1e-2, atol=2e-3), whole, split)
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -32,10 +33,15 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from vmp_jax import cli, trained_run
+
 # The summary is its own module; its names are importable from here as before.
-from vmp_jax.ablation_summary import (COEFFICIENTS, RESULT, coefficient_curves, collect, finished_result,  # noqa: F401
-                                      markdown_table, plot_accuracy, plot_coefficients, run_dir, summarise, write_csv,
-                                      write_summary)
+from vmp_jax.ablation_summary import (
+    COEFFICIENTS,
+    RESULT,
+    finished_result,  # noqa: F401
+    run_dir,
+    write_summary,
+)
 from vmp_jax.metric_writers import read_metrics
 
 
@@ -75,19 +81,28 @@ def run_config(base: ml_collections.ConfigDict, setting: Setting, seed: int) -> 
         target = config
         for depth, part in enumerate(path):
             if part not in target or not isinstance(target[part], ml_collections.ConfigDict):
-                raise ValueError(f"setting {setting.name!r}: override {key!r} names no config section "
-                                 f"{'.'.join(path[:depth + 1])!r}")
+                raise ValueError(
+                    f"setting {setting.name!r}: override {key!r} names no config section "
+                    f"{'.'.join(path[: depth + 1])!r}"
+                )
             target = target[part]
         if last not in target:
-            raise ValueError(f"setting {setting.name!r}: override {key!r} is not a training-config key "
-                             f"(section {'.'.join(path) or 'top level'} has {sorted(target.keys())})")
+            raise ValueError(
+                f"setting {setting.name!r}: override {key!r} is not a training-config key "
+                f"(section {'.'.join(path) or 'top level'} has {sorted(target.keys())})"
+            )
         target[last] = value
     config.seed = int(seed)
     return config
 
 
-def sweep_configs(base: ml_collections.ConfigDict, settings: Sequence[Setting], seeds: Sequence[int],
-                  num_devices: int, num_processes: int = 1) -> dict[tuple[str, int], ml_collections.ConfigDict]:
+def sweep_configs(
+    base: ml_collections.ConfigDict,
+    settings: Sequence[Setting],
+    seeds: Sequence[int],
+    num_devices: int,
+    num_processes: int = 1,
+) -> dict[tuple[str, int], ml_collections.ConfigDict]:
     """{(setting name, seed): training config}, each validated as train.py would (errors name the setting)."""
     from vmp_jax import config_checks
 
@@ -123,8 +138,9 @@ def check_same_config(directory: str, config: ml_collections.ConfigDict) -> None
     differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if differ:
         details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {wanted.get(k)!r}" for k in differ[:5])
-        raise ValueError(f"{directory} holds a run with another config ({details}); delete it or rename the "
-                         "setting to rerun it")
+        raise ValueError(
+            f"{directory} holds a run with another config ({details}); delete it or rename the setting to rerun it"
+        )
 
 
 def run_result(directory: str, setting: Setting, seed: int) -> dict:
@@ -134,16 +150,25 @@ def run_result(directory: str, setting: Setting, seed: int) -> dict:
         raise ValueError(f"{directory}/metrics.jsonl has no eval or train rows: the run did not finish")
     final_eval, final_train = evals[-1], train[-1]
     return {
-        "setting": setting.name, "seed": seed, "overrides": setting.overrides, "step": final_eval["step"],
-        "top1": final_eval["top1"], "mean_class_accuracy": final_eval["mean_class_accuracy"],
+        "setting": setting.name,
+        "seed": seed,
+        "overrides": setting.overrides,
+        "step": final_eval["step"],
+        "top1": final_eval["top1"],
+        "mean_class_accuracy": final_eval["mean_class_accuracy"],
         "top5": final_eval.get("top5"),
         "coefficients": {name: final_train[f"vmp_{name}"] for name in COEFFICIENTS if f"vmp_{name}" in final_train},
     }
 
 
-def run_sweep(base: ml_collections.ConfigDict, settings: Sequence[Setting], seeds: Sequence[int], workdir: str,
-              train_fn: Callable[[ml_collections.ConfigDict, str], Any] | None = None,
-              log: Callable[[str], None] = print) -> bool:
+def run_sweep(
+    base: ml_collections.ConfigDict,
+    settings: Sequence[Setting],
+    seeds: Sequence[int],
+    workdir: str,
+    train_fn: Callable[[ml_collections.ConfigDict, str], Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> bool:
     """Trains every (setting, seed) not yet finished, writing the summary after each; True if all finished.
 
     Returns False as soon as a run stops before its last step (SIGTERM/SIGINT): rerun to continue.
@@ -158,8 +183,15 @@ def run_sweep(base: ml_collections.ConfigDict, settings: Sequence[Setting], seed
             check_same_config(run_dir(workdir, setting, seed), configs[setting.name, seed])
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "sweep.json"), "w", encoding="utf-8") as f:
-        json.dump({"settings": [dataclasses.asdict(s) for s in settings], "seeds": list(seeds),
-                   "base": json.loads(base.to_json_best_effort())}, f, indent=2)
+        json.dump(
+            {
+                "settings": [dataclasses.asdict(s) for s in settings],
+                "seeds": list(seeds),
+                "base": json.loads(base.to_json_best_effort()),
+            },
+            f,
+            indent=2,
+        )
 
     total = len(settings) * len(seeds)
     for i, (setting, seed) in enumerate((s, seed) for s in settings for seed in seeds):
@@ -186,10 +218,12 @@ def run_sweep(base: ml_collections.ConfigDict, settings: Sequence[Setting], seed
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     """The flags, on `flag_values`; config overrides are read from `argv` (None: sys.argv)."""
     define = dict(flag_values=flag_values)
-    config_flags.DEFINE_config_file("config", None, "Ablation config (base, settings, seeds).", lock_config=True,
-                                    sys_argv=argv, **define)
-    flags.DEFINE_string("workdir", None, "Sweep directory: one subdirectory per setting and seed.", required=True,
-                        **define)
+    config_flags.DEFINE_config_file(
+        "config", None, "Ablation config (base, settings, seeds).", lock_config=True, sys_argv=argv, **define
+    )
+    flags.DEFINE_string(
+        "workdir", None, "Sweep directory: one subdirectory per setting and seed.", required=True, **define
+    )
     flags.DEFINE_integer("cpu_devices", -1, "CPU devices per process, as in train.py (-1: one per core).", **define)
     flags.DEFINE_bool("summarise_only", False, "Only rewrite the table and plots from the finished runs.", **define)
     flags.mark_flag_as_required("config", flag_values=flag_values)
@@ -215,8 +249,9 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
         return
     if run_sweep(config.base, settings, seeds, workdir, log=cli.say):
         with open(os.path.join(workdir, "results.md"), encoding="utf-8") as f:
-            cli.say(f"All {len(settings) * len(seeds)} runs finished: {os.path.join(workdir, 'results.md')}\n"
-                    f"{f.read()}")
+            cli.say(
+                f"All {len(settings) * len(seeds)} runs finished: {os.path.join(workdir, 'results.md')}\n{f.read()}"
+            )
 
 
 def main(argv: Sequence[str]) -> int:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,7 +42,6 @@ def finished_result(directory: str) -> dict | None:
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -91,19 +91,36 @@ def _coefficient_digits(mean: float) -> int:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    lines = ["| setting | overrides | seeds | top-1 (%) | mean-class acc. (%) | learned coefficients |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | overrides | seeds | top-1 (%) | mean-class acc. (%) | learned coefficients |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        learned = ", ".join(f"{symbol} = {_fmt(row[name], digits=_coefficient_digits(row[name][0]))}"
-                            for name, symbol in COEFFICIENTS.items() if name in row) or "—"
-        lines.append(f"| {row['setting']} | `{_overrides_text(row['overrides'])}` | {len(row['seeds'])} | "
-                     f"{_fmt(row['top1'], 100)} | {_fmt(row['mean_class_accuracy'], 100)} | {learned} |")
+        learned = (
+            ", ".join(
+                f"{symbol} = {_fmt(row[name], digits=_coefficient_digits(row[name][0]))}"
+                for name, symbol in COEFFICIENTS.items()
+                if name in row
+            )
+            or "—"
+        )
+        lines.append(
+            f"| {row['setting']} | `{_overrides_text(row['overrides'])}` | {len(row['seeds'])} | "
+            f"{_fmt(row['top1'], 100)} | {_fmt(row['mean_class_accuracy'], 100)} | {learned} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def write_csv(rows: Sequence[dict], path: str) -> None:
-    columns = ["setting", "overrides", "num_seeds", "top1_mean", "top1_std", "mean_class_accuracy_mean",
-               "mean_class_accuracy_std"] + [f"{n}_{s}" for n in COEFFICIENTS for s in ("mean", "std")]
+    columns = [
+        "setting",
+        "overrides",
+        "num_seeds",
+        "top1_mean",
+        "top1_std",
+        "mean_class_accuracy_mean",
+        "mean_class_accuracy_std",
+    ] + [f"{n}_{s}" for n in COEFFICIENTS for s in ("mean", "std")]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
@@ -142,11 +159,17 @@ def coefficient_curves(workdir: str, settings: Sequence[Setting], seeds: Sequenc
     """{coefficient: {setting: (steps, mean over finished seeds)}} from the runs' train metrics."""
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for setting in settings:
-        per_seed = [read_metrics(run_dir(workdir, setting, seed), "train") for seed in seeds
-                    if finished_result(run_dir(workdir, setting, seed)) is not None]
+        per_seed = [
+            read_metrics(run_dir(workdir, setting, seed), "train")
+            for seed in seeds
+            if finished_result(run_dir(workdir, setting, seed)) is not None
+        ]
         for name in COEFFICIENTS:
-            series = [([r["step"] for r in rows], [r[f"vmp_{name}"] for r in rows]) for rows in per_seed
-                      if rows and f"vmp_{name}" in rows[0]]
+            series = [
+                ([r["step"] for r in rows], [r[f"vmp_{name}"] for r in rows])
+                for rows in per_seed
+                if rows and f"vmp_{name}" in rows[0]
+            ]
             if not series:
                 continue
             length = min(len(s[0]) for s in series)
@@ -163,14 +186,18 @@ def plot_coefficients(curves: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = [n for n in COEFFICIENTS if n in curves]
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4), dpi=100,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4), dpi=100, squeeze=False)
     settings = list(dict.fromkeys(s for name in names for s in curves[name]))
     colours = plt.get_cmap("tab20")
     for ax, name in zip(axes[0], names):
         for setting, (steps, mean) in curves[name].items():  # a setting keeps its colour in every panel
-            ax.plot(steps, mean, label=setting, color=colours(settings.index(setting) % 20),
-                    linestyle="-" if settings.index(setting) < 10 else "--")
+            ax.plot(
+                steps,
+                mean,
+                label=setting,
+                color=colours(settings.index(setting) % 20),
+                linestyle="-" if settings.index(setting) < 10 else "--",
+            )
         ax.set_title(f"learned {COEFFICIENTS[name]} ({name})")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -190,9 +217,11 @@ def write_summary(workdir: str, settings: Sequence[Setting], seeds: Sequence[int
     if not rows:
         return rows
     done = sum(len(r["seeds"]) for r in rows)
-    header = (f"# Ablation: {os.path.basename(os.path.abspath(workdir))}\n\n{done} of "
-              f"{len(settings) * len(seeds)} runs finished (seeds {list(seeds)}); final eval, mean ± std over "
-              "seeds.\n\n")
+    header = (
+        f"# Ablation: {os.path.basename(os.path.abspath(workdir))}\n\n{done} of "
+        f"{len(settings) * len(seeds)} runs finished (seeds {list(seeds)}); final eval, mean ± std over "
+        "seeds.\n\n"
+    )
     with open(os.path.join(workdir, "results.md"), "w", encoding="utf-8") as f:
         f.write(header + markdown_table(rows))
     write_csv(rows, os.path.join(workdir, "results.csv"))

@@ -129,25 +129,42 @@ def has_steps(directory: str) -> bool:
 class Checkpoints:
     """A CheckpointManager in `directory` for (train state, data iterator) pairs."""
 
-    def __init__(self, directory: str, *, keep_last: int = 2, keep_best: int = 1, best_metric: str = "top1",
-                 asynchronous: bool = True):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        keep_last: int = 2,
+        keep_best: int = 1,
+        best_metric: str = "top1",
+        asynchronous: bool = True,
+    ):
         if keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
         self.directory = directory
         policies = [preservation_policy.LatestN(keep_last)]
         if keep_best > 0:
-            policies.append(preservation_policy.BestN(get_metric_fn=lambda metrics: metrics[best_metric],
-                                                      n=keep_best, keep_checkpoints_without_metrics=False))
+            policies.append(
+                preservation_policy.BestN(
+                    get_metric_fn=lambda metrics: metrics[best_metric],
+                    n=keep_best,
+                    keep_checkpoints_without_metrics=False,
+                )
+            )
         self._asynchronous = asynchronous
         self._saving_step = None
         options = ocp.CheckpointManagerOptions(
             preservation_policy=preservation_policy.AnyPreservationPolicy(policies),
-            enable_async_checkpointing=asynchronous, cleanup_tmp_directories=True,
+            enable_async_checkpointing=asynchronous,
+            cleanup_tmp_directories=True,
             async_options=ocp.AsyncOptions(post_finalization_callback=self._checksum_saving_step)
-            if asynchronous else None)
+            if asynchronous
+            else None,
+        )
         self._manager = ocp.CheckpointManager(
-            directory, options=options,
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()})
+            directory,
+            options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "data": grain.checkpoint.CheckpointHandler()},
+        )
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -164,9 +181,15 @@ class Checkpoints:
         # checksum callback from seeing the new step number.
         self._manager.wait_until_finished()
         self._saving_step = step
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator))),
-            metrics=metrics, force=True)
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator)),
+            ),
+            metrics=metrics,
+            force=True,
+        )
         if not self._asynchronous and jax.process_index() == 0:
             write_checksums(self.step_directory(step))
 
@@ -189,8 +212,9 @@ class Checkpoints:
     def saved_data_state(self, step: int) -> dict | None:
         """This process's saved iterator state at `step`, None when the step has none for this process and process
         count (saved by a run on another number of processes)."""
-        path = os.path.join(self.step_directory(step), "data",
-                            f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+        path = os.path.join(
+            self.step_directory(step), "data", f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        )
         if not os.path.isfile(path):
             return None
         with open(path, encoding="utf-8") as f:
@@ -200,23 +224,32 @@ class Checkpoints:
         if data_position is not None:
             saved = self.saved_data_state(step)
             if not _same_layout(saved, data_iterator.get_state()):
-                restored = self._manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(_abstract(state_like))))
+                restored = self._manager.restore(
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(state_like)))
+                )
                 state = data_position(step)
                 data_iterator.set_state(state)
-                why = ("has no data position for this process count" if saved is None
-                       else "has a data position of another worker count")
-                _report(f"Checkpoint {self.step_directory(step)} {why} (process {jax.process_index()} of "
-                        f"{jax.process_count()}): restored the train state; the data stream continues from the "
-                        f"element after step {step}'s batches ({json.dumps(state)}), exact when no item was skipped.")
+                why = (
+                    "has no data position for this process count"
+                    if saved is None
+                    else "has a data position of another worker count"
+                )
+                _report(
+                    f"Checkpoint {self.step_directory(step)} {why} (process {jax.process_index()} of "
+                    f"{jax.process_count()}): restored the train state; the data stream continues from the "
+                    f"element after step {step}'s batches ({json.dumps(state)}), exact when no item was skipped."
+                )
                 return restored["state"], data_iterator
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(_abstract(state_like)),
-            data=grain.checkpoint.CheckpointRestore(data_iterator)))
+        restored = self._manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(_abstract(state_like)),
+                data=grain.checkpoint.CheckpointRestore(data_iterator),
+            ),
+        )
         return restored["state"], restored["data"]
 
-    def restore_latest(self, state_like: Any, data_iterator: Any,
-                       data_position=None) -> tuple[int | None, Any, Any]:
+    def restore_latest(self, state_like: Any, data_iterator: Any, data_position=None) -> tuple[int | None, Any, Any]:
         """(step, state, iterator) of the newest checkpoint that restores; (None, state_like, data_iterator) if
         there is none.
 
@@ -240,14 +273,18 @@ class Checkpoints:
                 _report(f"Checkpoint {step_dir} is damaged: {damaged[step]}.")
                 continue
             if problems is None:
-                _report(f"Checkpoint {step_dir} has no {CHECKSUMS} (saved by an older version, or synchronously and "
-                        "killed before they were written): restoring it unverified.")
+                _report(
+                    f"Checkpoint {step_dir} has no {CHECKSUMS} (saved by an older version, or synchronously and "
+                    "killed before they were written): restoring it unverified."
+                )
             try:
                 state, iterator = self._restore(step, state_like, data_iterator, data_position)
             except Exception as e:  # unverified files fail in every way a reader can
                 if problems is not None:
-                    raise ValueError(f"{step_dir} matches its checksums but does not restore into this run's "
-                                     f"state (was the config changed?): {type(e).__name__}: {_first_line(e)}") from e
+                    raise ValueError(
+                        f"{step_dir} matches its checksums but does not restore into this run's "
+                        f"state (was the config changed?): {type(e).__name__}: {_first_line(e)}"
+                    ) from e
                 damaged[step] = f"does not restore ({type(e).__name__}: {_first_line(e)})"
                 _report(f"Checkpoint {step_dir} is damaged: {damaged[step]}.")
                 continue
@@ -258,7 +295,8 @@ class Checkpoints:
             raise DamagedCheckpointError(
                 f"no checkpoint in {self.directory} can be restored; nothing was moved. "
                 + " ".join(f"Step {step}: {problem}." for step, problem in sorted(damaged.items()))
-                + f" Move {self.directory} aside to start afresh.")
+                + f" Move {self.directory} aside to start afresh."
+            )
         return None, state_like, data_iterator
 
     def _move_aside(self, steps: list[int]) -> None:
@@ -351,8 +389,10 @@ def restore_variables(directory: str, like: Any) -> Any:
         wanted = _shapes(like)
         if saved != wanted:
             differing = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
-            raise ValueError(f"{directory} does not fit the model: differing entries (saved vs expected) "
-                             + ", ".join(f"{k}: {saved.get(k)} vs {wanted.get(k)}" for k in differing[:10]))
+            raise ValueError(
+                f"{directory} does not fit the model: differing entries (saved vs expected) "
+                + ", ".join(f"{k}: {saved.get(k)} vs {wanted.get(k)}" for k in differing[:10])
+            )
         return checkpointer.restore(directory, _abstract(like))
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from absl import flags, logging
 
@@ -26,8 +27,10 @@ from absl import flags, logging
 USAGE_STATUS = 2
 STOPPED_STATUS = 1  # a run that stopped itself, for the reason it printed
 PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
-_PROJECT = (os.path.dirname(os.path.abspath(__file__)),
-            os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"))
+_PROJECT = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"),
+)
 
 Command = Callable[[list[str], flags.FlagValues], "int | None"]
 DefineFlags = Callable[[flags.FlagValues, "Sequence[str] | None"], None]
@@ -74,9 +77,11 @@ def is_user_error(e: BaseException) -> bool:
 def output_dir(path: str, flag: str) -> str:
     """`path` if it is a directory or can be made one; a UsageError naming `flag` when it is a file or a URL."""
     if "://" in path:
-        raise UsageError(f"--{flag} {path}: object-store URLs (gs://, s3://) are not supported: the metrics, config "
-                         "and checkpoint files are written with local file operations. Use a filesystem every host "
-                         "sees (NFS, Lustre, or the bucket mounted with gcsfuse: --{0} /mnt/bucket/run)".format(flag))
+        raise UsageError(
+            f"--{flag} {path}: object-store URLs (gs://, s3://) are not supported: the metrics, config "
+            "and checkpoint files are written with local file operations. Use a filesystem every host "
+            "sees (NFS, Lustre, or the bucket mounted with gcsfuse: --{0} /mnt/bucket/run)".format(flag)
+        )
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"--{flag} {path}: is a file; expected a directory (made if missing)")
     return path
@@ -93,7 +98,7 @@ def _flag_error_text(e: Exception) -> str:
         head = text.split(": Error whilst parsing config file", 1)[0]
         last = [line.strip() for line in text.splitlines() if line.strip()][-1]
         text = f"{head}: {last.split(': ', 1)[-1]}"
-    text = text[len("flag "):] if text.startswith("flag --") else text
+    text = text[len("flag ") :] if text.startswith("flag --") else text
     required = r"(?:flag )?--(\w+)=None: Flag --\1 must have a value other than None\.\s*"
     missing = re.findall(required, text)
     if missing and not re.sub(required, "", text):  # absl: one such sentence per missing required flag
@@ -136,7 +141,7 @@ def parse(flag_values: flags.FlagValues, argv: Sequence[str], define_flags: Defi
         flag = flag_values[name]
         if hasattr(flag, "config_filename") and flag.value is not None:  # an ml_collections config flag
             try:  # a file that could not be read is only reported when the config is first used
-                getattr(flag.value, "keys")
+                _ = flag.value.keys
             except OSError as e:
                 cause = [line.strip() for line in str(e.__cause__ or e).splitlines() if line.strip()][-1]
                 raise UsageError(f"--{name}={flag.config_filename}: {cause}") from None

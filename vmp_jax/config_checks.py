@@ -31,12 +31,18 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     for key in ("batch_size", "eval_batch_size"):
         value = config[key]
         if value < 1 or value % num_devices:
-            _fail(key, value, f"a positive multiple of the device count ({num_devices} devices, "
-                              f"{num_processes} processes)")
+            _fail(
+                key,
+                value,
+                f"a positive multiple of the device count ({num_devices} devices, {num_processes} processes)",
+            )
     accum = config.grad_accum_steps
     if accum < 1 or config.batch_size % (num_devices * accum):
-        _fail("grad_accum_steps", accum, f">= 1 and dividing the per-device batch (batch_size={config.batch_size} "
-                                         f"over {num_devices} devices)")
+        _fail(
+            "grad_accum_steps",
+            accum,
+            f">= 1 and dividing the per-device batch (batch_size={config.batch_size} over {num_devices} devices)",
+        )
     if config.num_train_steps <= 0 and config.num_epochs <= 0:
         _fail("num_train_steps", config.num_train_steps, "> 0, or config.num_epochs > 0")
     for key in ("log_every_steps", "checkpoint_every_steps"):
@@ -79,8 +85,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
     if schedule.base_lr <= 0:
         _fail("schedule.base_lr", schedule.base_lr, "> 0")
     if schedule.name == "steps" and len(schedule.relative_rates) != len(schedule.boundaries_epochs) + 1:
-        _fail("schedule.relative_rates", tuple(schedule.relative_rates),
-              f"one more rate than schedule.boundaries_epochs={tuple(schedule.boundaries_epochs)}")
+        _fail(
+            "schedule.relative_rates",
+            tuple(schedule.relative_rates),
+            f"one more rate than schedule.boundaries_epochs={tuple(schedule.boundaries_epochs)}",
+        )
 
 
 def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: int) -> None:
@@ -92,12 +101,29 @@ def validate_num_classes(config: ml_collections.ConfigDict, data_num_classes: in
 
 # Keys a resumed run may change: they extend the run or change what it records and keeps, not the model, the data
 # stream or the optimiser's state (a longer run does stretch a decaying schedule over its new length).
-RESUMABLE_KEYS = ("num_train_steps", "num_epochs", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                  "keep_last", "keep_best", "progress_bar", "eval_batch_size", "init_checkpoint", "compilation_cache_dir",
-                  "profile_steps", "data.eval_num_workers", "data.read_threads", "data.per_worker_buffer_size",
-                  # another worker count resumes at the step's element (checkpointing.Checkpoints.restore_latest)
-                  "data.num_workers", "data.eval_num_clips", "data.eval_num_crops", "data.eval_during_training_clips",
-                  "data.eval_during_training_crops")
+RESUMABLE_KEYS = (
+    "num_train_steps",
+    "num_epochs",
+    "log_every_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "keep_last",
+    "keep_best",
+    "progress_bar",
+    "eval_batch_size",
+    "init_checkpoint",
+    "compilation_cache_dir",
+    "profile_steps",
+    "data.eval_num_workers",
+    "data.read_threads",
+    "data.per_worker_buffer_size",
+    # another worker count resumes at the step's element (checkpointing.Checkpoints.restore_latest)
+    "data.num_workers",
+    "data.eval_num_clips",
+    "data.eval_num_crops",
+    "data.eval_during_training_clips",
+    "data.eval_during_training_crops",
+)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -123,7 +149,9 @@ def resume_changes(saved: dict, config: ml_collections.ConfigDict, where: str) -
     # A key the saved config lacks (or has and this one lacks) comes from another version of vmp_jax, not a choice.
     refused = [line for k, line in zip(differing, lines) if k not in RESUMABLE_KEYS and k in old and k in new]
     if refused:
-        raise ConfigError(f"the config differs from the one the run in {where} was trained with, in keys that change "
-                          f"the model, the data or the optimiser ({'; '.join(refused)}): rerun with the saved values "
-                          "or use a new --workdir (the run is left as it was)")
+        raise ConfigError(
+            f"the config differs from the one the run in {where} was trained with, in keys that change "
+            f"the model, the data or the optimiser ({'; '.join(refused)}): rerun with the saved values "
+            "or use a new --workdir (the run is left as it was)"
+        )
     return lines

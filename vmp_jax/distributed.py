@@ -9,6 +9,7 @@ import os
 import jax
 from absl import logging
 
+
 def cpu_device_count(cores: int, batch_sizes) -> int:
     """The largest n <= cores dividing every batch size (one XLA:CPU device per core)."""
     return max(n for n in range(1, max(cores, 1) + 1) if all(b % n == 0 for b in batch_sizes))
@@ -26,15 +27,22 @@ def set_cpu_devices(requested: int, batch_sizes) -> str | None:
     count = requested if requested > 0 else cpu_device_count(cores, batch_sizes)
     jax.config.update("jax_num_cpu_devices", count)
     if requested < 0 and count < cores:
-        return (f"Using {count} of {cores} CPU cores as devices: the batch sizes {tuple(batch_sizes)} are not all "
-                f"multiples of a larger device count (multiples of {cores} use every core).")
+        return (
+            f"Using {count} of {cores} CPU cores as devices: the batch sizes {tuple(batch_sizes)} are not all "
+            f"multiples of a larger device count (multiples of {cores} use every core)."
+        )
     return None
 
 
 # Environment variables of the clusters JAX detects (SLURM, Open MPI, TPU pods, GKE, K8s); used only where JAX's own
 # detection cannot be asked (`detect_cluster`), and JAX_COORDINATOR_ADDRESS, which jax.distributed reads itself.
-CLUSTER_HINTS = ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
-                 "JAX_COORDINATOR_ADDRESS")
+CLUSTER_HINTS = (
+    "SLURM_JOB_ID",
+    "OMPI_COMM_WORLD_SIZE",
+    "TPU_WORKER_HOSTNAMES",
+    "MEGASCALE_COORDINATOR_ADDRESS",
+    "JAX_COORDINATOR_ADDRESS",
+)
 
 
 def detect_cluster():
@@ -43,6 +51,7 @@ def detect_cluster():
     CLUSTER_HINTS says so (a JAX without the detection this uses)."""
     try:
         from jax._src.clusters import ClusterEnv  # JAX's own detection, as jax.distributed.initialize() uses it
+
         candidates = [env for env in ClusterEnv._cluster_types if not env.opt_in_only_method]
     except (ImportError, AttributeError):
         return True if any(os.environ.get(k) for k in CLUSTER_HINTS) else None
@@ -90,8 +99,12 @@ def slurm_local_device_ids(environ=os.environ) -> list[int] | None:
     return list(range(local * per_task, (local + 1) * per_task))
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, cpu_collectives: str | None = None) -> bool:
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    cpu_collectives: str | None = None,
+) -> bool:
     """Starts the distributed runtime if asked or if a cluster of more than one process is detected (`detect_cluster`:
     a multi-host TPU slice needs no flags); returns whether it started."""
     if cpu_collectives:
@@ -99,8 +112,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     explicit = (coordinator_address, num_processes, process_id)
     if any(v is not None for v in explicit):
         if any(v is None for v in explicit):
-            raise ValueError("--coordinator_address, --num_processes and --process_id go together; got "
-                             f"{coordinator_address!r}, {num_processes!r}, {process_id!r}")
+            raise ValueError(
+                "--coordinator_address, --num_processes and --process_id go together; got "
+                f"{coordinator_address!r}, {num_processes!r}, {process_id!r}"
+            )
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
     else:
         cluster = detect_cluster()
@@ -108,9 +123,13 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
             return False
         if cluster is not True and cluster.get_process_count() < 2:
             return False  # a single-host TPU VM, a one-task SLURM job: nothing to coordinate
-        local_device_ids = (slurm_local_device_ids() if getattr(cluster, "__name__", "") == "SlurmCluster"
-                            else None)
+        local_device_ids = slurm_local_device_ids() if getattr(cluster, "__name__", "") == "SlurmCluster" else None
         jax.distributed.initialize(local_device_ids=local_device_ids)
-    logging.info("Process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
-                 jax.local_device_count(), jax.device_count())
+    logging.info(
+        "Process %d of %d, %d local / %d global devices",
+        jax.process_index(),
+        jax.process_count(),
+        jax.local_device_count(),
+        jax.device_count(),
+    )
     return True

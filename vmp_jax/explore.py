@@ -34,23 +34,37 @@ import gzip
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from absl import flags
 
 from vmp_jax import cli, motion_prompt
 from vmp_jax.visualize import _size as parse_size  # the same --size syntax as visualize
-from vmp_jax.visualize_panels import (DEFAULT_NUM_STEPS, DEFAULT_SIZE, Setting, compute_panels, read_clip,
-                                      setting_from_m_n, setting_from_run)
+from vmp_jax.visualize_panels import (
+    DEFAULT_NUM_STEPS,
+    DEFAULT_SIZE,
+    Setting,
+    compute_panels,
+    read_clip,
+    setting_from_m_n,
+    setting_from_run,
+)
 
 SUFFIXES = (".html", ".htm")
 MOVING_FRACTION = 0.05  # "moving pixels": this fraction of each step's pixels, those with the largest |D|
 INIT_DRAWS = 256
 # The page's starting point without --workdir: configs/default.py's initialisation of the layer.
-DEFAULT_INIT = {"m_init_mean": 0.0, "m_init_std": 0.1, "n_init_mean": 0.5, "n_init_std": 0.1, "pn_init_value": 0.0,
-                "pn_init_log_std": 0.0}
+DEFAULT_INIT = {
+    "m_init_mean": 0.0,
+    "m_init_std": 0.1,
+    "n_init_mean": 0.5,
+    "n_init_std": 0.1,
+    "pn_init_value": 0.0,
+    "pn_init_log_std": 0.0,
+}
 TEMPLATE = "explore_page.html"
 PLACEHOLDER = "__VMP_DATA__"
 
@@ -78,28 +92,57 @@ def learned_values(params: Mapping[str, np.ndarray], pn: str, label: str = "") -
     """A run's layer parameters as the page marks them: the PN, its coefficients and raw parameters (means over
     pixels for per-pixel maps), and whether they were per pixel."""
     coefficients = motion_prompt.pn_coefficients(params, pn)
-    return {"pn": pn, "coefficients": {k: float(np.mean(v)) for k, v in coefficients.items()},
-            "params": {k: float(np.mean(v)) for k, v in params.items()},
-            "per_pixel": any(np.ndim(v) > 0 for v in params.values()), "label": label}
+    return {
+        "pn": pn,
+        "coefficients": {k: float(np.mean(v)) for k, v in coefficients.items()},
+        "params": {k: float(np.mean(v)) for k, v in params.items()},
+        "per_pixel": any(np.ndim(v) > 0 for v in params.values()),
+        "label": label,
+    }
 
 
-def page_data(frames: np.ndarray, d: np.ndarray, *, pn: str, init: Mapping[str, float], title: str,
-              frame_numbers: Sequence[int], learned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def page_data(
+    frames: np.ndarray,
+    d: np.ndarray,
+    *,
+    pn: str,
+    init: Mapping[str, float],
+    title: str,
+    frame_numbers: Sequence[int],
+    learned: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything the page shows, as JSON. frames: (T+1, H, W, 3) uint8; d: (T, H, W) float32."""
     frames = np.asarray(frames)
     d = np.asarray(d)
-    if frames.dtype != np.uint8 or d.dtype != np.float32 or frames.shape[:1] != (d.shape[0] + 1,) or \
-            frames.shape[1:3] != d.shape[1:]:
-        raise ValueError(f"need frames (T+1, H, W, 3) uint8 and D (T, H, W) float32, got {frames.shape} "
-                         f"{frames.dtype} and {d.shape} {d.dtype}")
+    if (
+        frames.dtype != np.uint8
+        or d.dtype != np.float32
+        or frames.shape[:1] != (d.shape[0] + 1,)
+        or frames.shape[1:3] != d.shape[1:]
+    ):
+        raise ValueError(
+            f"need frames (T+1, H, W, 3) uint8 and D (T, H, W) float32, got {frames.shape} "
+            f"{frames.dtype} and {d.shape} {d.dtype}"
+        )
     motion_prompt.check_pn(pn)
     return {
-        "title": title, "T": int(d.shape[0]), "H": int(d.shape[1]), "W": int(d.shape[2]),
-        "frame_numbers": [int(i) for i in frame_numbers], "frames": packed(frames), "D": packed(d.astype("<f4")),
-        "pn": pn, "init": {k: float(v) for k, v in init.items()}, "learned": learned,
-        "mean": motion_prompt.DEFAULT_MEAN, "moving_fraction": MOVING_FRACTION, "init_draws": INIT_DRAWS,
-        "pn_default": motion_prompt.PN_DEFAULT_COEFFICIENT, "symbols": motion_prompt.PN_COEFFICIENT_SYMBOLS,
-        "magma": colormap_lut("magma"), "rdbu": colormap_lut("RdBu_r"),
+        "title": title,
+        "T": int(d.shape[0]),
+        "H": int(d.shape[1]),
+        "W": int(d.shape[2]),
+        "frame_numbers": [int(i) for i in frame_numbers],
+        "frames": packed(frames),
+        "D": packed(d.astype("<f4")),
+        "pn": pn,
+        "init": {k: float(v) for k, v in init.items()},
+        "learned": learned,
+        "mean": motion_prompt.DEFAULT_MEAN,
+        "moving_fraction": MOVING_FRACTION,
+        "init_draws": INIT_DRAWS,
+        "pn_default": motion_prompt.PN_DEFAULT_COEFFICIENT,
+        "symbols": motion_prompt.PN_COEFFICIENT_SYMBOLS,
+        "magma": colormap_lut("magma"),
+        "rdbu": colormap_lut("RdBu_r"),
     }
 
 
@@ -111,9 +154,18 @@ def render_page(data: Mapping[str, Any]) -> str:
     return head + text + tail
 
 
-def explore(video_path: str, out: str, setting: Setting, *, init: Mapping[str, float],
-            learned: Mapping[str, Any] | None = None, num_steps: int | None = None,
-            size: Sequence[int] | None = None, start: int = 0, stride: int | None = None) -> dict[str, Any]:
+def explore(
+    video_path: str,
+    out: str,
+    setting: Setting,
+    *,
+    init: Mapping[str, float],
+    learned: Mapping[str, Any] | None = None,
+    num_steps: int | None = None,
+    size: Sequence[int] | None = None,
+    start: int = 0,
+    stride: int | None = None,
+) -> dict[str, Any]:
     """Writes the page for the clip of `video_path` to `out`; returns its data (D and frames as numpy too).
 
     `setting` gives the luma, the PN the page starts with and the default clip shape; num_steps (T), size
@@ -130,8 +182,10 @@ def explore(video_path: str, out: str, setting: Setting, *, init: Mapping[str, f
     # D does not depend on the parameters: any scalar ones give the layer's D (per-pixel maps would fix the size).
     d = compute_panels(frames, {"m": np.float32(0.0), "n": np.float32(0.0)}, setting.luma).differences
     height, width = frames.shape[1:3]
-    title = (f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]} every {indices[1] - indices[0]}, "
-             f"{height}×{width}, luma {setting.luma}")
+    title = (
+        f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]} every {indices[1] - indices[0]}, "
+        f"{height}×{width}, luma {setting.luma}"
+    )
     data = page_data(frames, d, pn=setting.pn, init=init, title=title, frame_numbers=indices, learned=learned)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
@@ -142,22 +196,46 @@ def explore(video_path: str, out: str, setting: Setting, *, init: Mapping[str, f
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     define = dict(flag_values=flag_values)
     flags.DEFINE_string("out", None, "FILE.html, the page.", required=True, **define)
-    flags.DEFINE_string("workdir", None, "A train.py run: its luma, PN, T, frame size and init; its learned "
-                        "coefficients are marked.", **define)
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "A train.py run: its luma, PN, T, frame size and init; its learned coefficients are marked.",
+        **define,
+    )
     flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (default: the latest).", **define)
-    flags.DEFINE_float("m", None, "The m the page starts at (default: the run's m_init_mean, else "
-                       f"{DEFAULT_INIT['m_init_mean']}).", **define)
-    flags.DEFINE_float("n", None, "The n the page starts at (default: the run's n_init_mean, else "
-                       f"{DEFAULT_INIT['n_init_mean']}).", **define)
-    flags.DEFINE_enum("luma", None, sorted(motion_prompt.LUMA_WEIGHTS), "Without --workdir (default: rgb).",
-                      **define)
-    flags.DEFINE_integer("num_frames", None, "T, the number of time steps; T+1 frames are read (default: the run's, "
-                         f"else {DEFAULT_NUM_STEPS}).", **define)
-    flags.DEFINE_list("size", None, "H,W, or S for S x S, or 0 for the video's size (default: the run's, else "
-                      f"{DEFAULT_SIZE[0]},{DEFAULT_SIZE[1]}).", **define)
+    flags.DEFINE_float(
+        "m",
+        None,
+        f"The m the page starts at (default: the run's m_init_mean, else {DEFAULT_INIT['m_init_mean']}).",
+        **define,
+    )
+    flags.DEFINE_float(
+        "n",
+        None,
+        f"The n the page starts at (default: the run's n_init_mean, else {DEFAULT_INIT['n_init_mean']}).",
+        **define,
+    )
+    flags.DEFINE_enum("luma", None, sorted(motion_prompt.LUMA_WEIGHTS), "Without --workdir (default: rgb).", **define)
+    flags.DEFINE_integer(
+        "num_frames",
+        None,
+        f"T, the number of time steps; T+1 frames are read (default: the run's, else {DEFAULT_NUM_STEPS}).",
+        **define,
+    )
+    flags.DEFINE_list(
+        "size",
+        None,
+        "H,W, or S for S x S, or 0 for the video's size (default: the run's, else "
+        f"{DEFAULT_SIZE[0]},{DEFAULT_SIZE[1]}).",
+        **define,
+    )
     flags.DEFINE_integer("start", 0, "First frame (index in the file).", **define)
-    flags.DEFINE_integer("stride", None, "Frames between clip frames (default: the run's data.sampling_rate for "
-                         "video data, else 1).", **define)
+    flags.DEFINE_integer(
+        "stride",
+        None,
+        "Frames between clip frames (default: the run's data.sampling_rate for video data, else 1).",
+        **define,
+    )
 
 
 def run_init(workdir: str) -> dict[str, float]:
@@ -189,8 +267,17 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
             if not math.isfinite(flag_values[name].value):
                 raise cli.UsageError(f"--{name} must be finite, got {flag_values[name].value}")
             init[f"{name}_init_mean"] = flag_values[name].value
-    explore(video_path, out, setting, init=init, learned=learned, num_steps=flag_values.num_frames, size=size,
-            start=flag_values.start, stride=flag_values.stride)
+    explore(
+        video_path,
+        out,
+        setting,
+        init=init,
+        learned=learned,
+        num_steps=flag_values.num_frames,
+        size=size,
+        start=flag_values.start,
+        stride=flag_values.stride,
+    )
     cli.say(f"wrote {out} ({os.path.getsize(out) / 1e6:.2f} MB)")
 
 

@@ -21,11 +21,13 @@ by default (lowering needs no accelerator; the platforms must include the export
 runs). Its depthwise convs are chosen per platform at lowering (`vmp_jax.ops.depthwise_conv3d`: shifted
 multiply-adds for CPU, the vendor grouped conv for CUDA and TPU), unless `VMP_DEPTHWISE_IMPL` forces one form.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +35,8 @@ import numpy as np
 from absl import flags, logging
 
 from vmp_jax import checkpointing, cli, trained_run
-from vmp_jax.models import factory, registry
 from vmp_jax.data.transforms import standardize
+from vmp_jax.models import factory, registry
 from vmp_jax.predict import EXPORTED, load_exported
 
 BUNDLE = "bundle"
@@ -50,16 +52,26 @@ def logits_fn(model: Any, variables: dict) -> Callable[[jax.Array], jax.Array]:
     return lambda clips: model.apply(variables, standardize(clips), train=False)[0]
 
 
-def export_logits(model: Any, variables: dict, num_frames: int, frame_size: Sequence[int],
-                  platforms: Sequence[str] = DEFAULT_PLATFORMS) -> jax.export.Exported:
+def export_logits(
+    model: Any,
+    variables: dict,
+    num_frames: int,
+    frame_size: Sequence[int],
+    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+) -> jax.export.Exported:
     """`jax.export` of `logits_fn` for clips of shape (b, num_frames, H, W, 3) uint8, b symbolic."""
     (batch,) = jax.export.symbolic_shape("b")
     spec = jax.ShapeDtypeStruct((batch, num_frames, *frame_size, 3), jnp.uint8)
     return jax.export.export(jax.jit(logits_fn(model, variables)), platforms=tuple(platforms))(spec)
 
 
-def check_exported(exported: jax.export.Exported, model: Any, variables: dict,
-                   batch_sizes: Sequence[int] = CHECK_BATCH_SIZES, seed: int = 0) -> float:
+def check_exported(
+    exported: jax.export.Exported,
+    model: Any,
+    variables: dict,
+    batch_sizes: Sequence[int] = CHECK_BATCH_SIZES,
+    seed: int = 0,
+) -> float:
     """Max |artifact - model| logit difference on random uint8 clips at each batch size, relative to
     max(1, |logits|); raises RuntimeError when it exceeds CHECK_TOLERANCE. Runs on this machine's platform."""
     shape = exported.in_avals[0].shape[1:]
@@ -70,12 +82,15 @@ def check_exported(exported: jax.export.Exported, model: Any, variables: dict,
     for b in batch_sizes:
         got = np.asarray(exported.call(clips[:b]))
         if got.shape != expected[:b].shape:
-            raise RuntimeError(f"exported model gives logits of shape {got.shape} for {b} clips; "
-                               f"expected {expected[:b].shape}")
+            raise RuntimeError(
+                f"exported model gives logits of shape {got.shape} for {b} clips; expected {expected[:b].shape}"
+            )
         error = float(np.abs(got - expected[:b]).max()) / scale
         if not error <= CHECK_TOLERANCE:  # also catches NaN
-            raise RuntimeError(f"exported model does not reproduce the model: batch of {b}, max logit difference "
-                               f"{error:.2e} of the logit scale {scale:.3g} (tolerance {CHECK_TOLERANCE:g})")
+            raise RuntimeError(
+                f"exported model does not reproduce the model: batch of {b}, max logit difference "
+                f"{error:.2e} of the logit scale {scale:.3g} (tolerance {CHECK_TOLERANCE:g})"
+            )
         worst = max(worst, error)
     return worst
 
@@ -89,8 +104,9 @@ def write_bundle(run: trained_run.TrainedRun, out: str) -> str:
     bundle = os.path.abspath(os.path.join(out, BUNDLE))
     if os.path.exists(bundle):  # orbax refuses to overwrite; a re-export replaces the old bundle
         shutil.rmtree(bundle)
-    checkpointing.save_variables(bundle, {"params": run.variables["params"],
-                                          "batch_stats": run.variables["batch_stats"]})
+    checkpointing.save_variables(
+        bundle, {"params": run.variables["params"], "batch_stats": run.variables["batch_stats"]}
+    )
     return bundle
 
 
@@ -104,8 +120,9 @@ def load_bundle(out: str) -> trained_run.TrainedRun:
     config, model, info = trained_run.read_model(out)
     shape = (1, int(info["num_frames"]), *info["frame_size"], 3)
     like = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), jax.random.key(0))
-    variables = checkpointing.restore_variables(os.path.join(out, BUNDLE),
-                                                {"params": like["params"], "batch_stats": like.get("batch_stats", {})})
+    variables = checkpointing.restore_variables(
+        os.path.join(out, BUNDLE), {"params": like["params"], "batch_stats": like.get("batch_stats", {})}
+    )
     return trained_run.make_trained_run(out, int(info.get("step", -1)), config, model, variables, info)
 
 
@@ -117,24 +134,36 @@ def state_dict_format(config) -> str | None:
     return entry.load_converter().key_format(**factory.backbone_kwargs(config.model))
 
 
-def export_run(workdir: str, out: str, step: int | None = None, platforms: Sequence[str] = DEFAULT_PLATFORMS,
-               log: Callable[[str], None] = print) -> dict[str, str]:
+def export_run(
+    workdir: str,
+    out: str,
+    step: int | None = None,
+    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
     """Everything in the module docstring, for checkpoint `step` (None: latest) of `workdir`; {what: path}.
 
     `log` gets one line per file written (or skipped), naming it under `out` as given.
     """
     here = jax.export.default_export_platform()
     if here not in platforms:
-        raise ValueError(f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the export "
-                         "checks the artifact; add it")
+        raise ValueError(
+            f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the export "
+            "checks the artifact; add it"
+        )
     run = trained_run.load_run(workdir, step)
     given, out = out, os.path.abspath(out)  # orbax needs absolute paths; messages use the caller's
     shown = lambda name: os.path.join(given, name)  # noqa: E731
-    written = {"bundle": write_bundle(run, out), "config": os.path.join(out, trained_run.CONFIG),
-               "run_info": os.path.join(out, trained_run.RUN_INFO)}
-    log(f"{shown(BUNDLE)}: params + batch_stats of step {run.step} ({_num_values(run.variables):,} values), "
+    written = {
+        "bundle": write_bundle(run, out),
+        "config": os.path.join(out, trained_run.CONFIG),
+        "run_info": os.path.join(out, trained_run.RUN_INFO),
+    }
+    log(
+        f"{shown(BUNDLE)}: params + batch_stats of step {run.step} ({_num_values(run.variables):,} values), "
         f"no optimiser state; {trained_run.CONFIG} and {trained_run.RUN_INFO} ({len(run.class_names)} classes) "
-        "beside it")
+        "beside it"
+    )
 
     exported = export_logits(run.model, run.variables, run.num_frames, run.frame_size, platforms)
     written["jax_export"] = os.path.join(out, EXPORTED)
@@ -142,9 +171,11 @@ def export_run(workdir: str, out: str, step: int | None = None, platforms: Seque
         f.write(exported.serialize())
     error = check_exported(load_exported(written["jax_export"]), run.model, run.variables)
     height, width = run.frame_size
-    log(f"{shown(EXPORTED)}: clips (b, {run.num_frames}, {height}, {width}, 3) uint8 -> logits "
+    log(
+        f"{shown(EXPORTED)}: clips (b, {run.num_frames}, {height}, {width}, 3) uint8 -> logits "
         f"(b, {len(run.class_names)}) float32 for {', '.join(exported.platforms)}; reproduces the model at batch "
-        f"sizes {', '.join(map(str, CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)")
+        f"sizes {', '.join(map(str, CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)"
+    )
 
     key_format = state_dict_format(run.config)
     if key_format is None:
@@ -153,17 +184,21 @@ def export_run(workdir: str, out: str, step: int | None = None, platforms: Seque
     from vmp_jax import convert  # pylint: disable=import-outside-toplevel  (torch-side code only when needed)
 
     try:
-        state_dict = convert.classifier_to_torch(run.variables, run.config.model.backbone,
-                                                 factory.backbone_kwargs(run.config.model))
+        state_dict = convert.classifier_to_torch(
+            run.variables, run.config.model.backbone, factory.backbone_kwargs(run.config.model)
+        )
     except ImportError as e:
         log(f"PyTorch state dict skipped: {e}")
         return written
     import torch  # pylint: disable=import-outside-toplevel  (importable: classifier_to_torch needed it)
+
     written["pytorch_state_dict"] = os.path.join(out, STATE_DICT)
     torch.save(state_dict, written["pytorch_state_dict"])
     vmp = sorted(k for k in state_dict if k.startswith(("vmp.", "vmps.")))  # ours, or a `join_vmp` reference's
-    log(f"{shown(STATE_DICT)}: {len(state_dict)} tensors, {key_format} names"
-        + (f" plus {', '.join(vmp)}" if vmp else ""))
+    log(
+        f"{shown(STATE_DICT)}: {len(state_dict)} tensors, {key_format} names"
+        + (f" plus {', '.join(vmp)}" if vmp else "")
+    )
     return written
 
 
@@ -174,11 +209,11 @@ def _num_values(variables: dict) -> int:
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     define = dict(flag_values=flag_values)
     flags.DEFINE_string("workdir", None, "The train.py run to export.", required=True, **define)
-    flags.DEFINE_string("out", None, "Output directory (created; existing files are replaced).", required=True,
-                        **define)
+    flags.DEFINE_string(
+        "out", None, "Output directory (created; existing files are replaced).", required=True, **define
+    )
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", **define)
-    flags.DEFINE_list("platforms", list(DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.",
-                      **define)
+    flags.DEFINE_list("platforms", list(DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define)
 
 
 def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
@@ -186,8 +221,7 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
         raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file at INFO
     out = cli.output_dir(flag_values.out, "out")
-    export_run(flag_values.workdir, out, flag_values.step, tuple(p for p in flag_values.platforms if p),
-               log=cli.say)
+    export_run(flag_values.workdir, out, flag_values.step, tuple(p for p in flag_values.platforms if p), log=cli.say)
 
 
 def main(argv: Sequence[str]) -> int:

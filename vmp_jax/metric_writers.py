@@ -22,11 +22,13 @@ import tqdm
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
+
 class MetricWriter:
     """Writes scalar metrics of one run. Use as a context manager or call close()."""
 
-    def __init__(self, workdir: str, total_steps: int, initial_step: int = 0, enabled: bool = True,
-                 progress_bar: bool = True):
+    def __init__(
+        self, workdir: str, total_steps: int, initial_step: int = 0, enabled: bool = True, progress_bar: bool = True
+    ):
         self.enabled = enabled
         self._jsonl = None
         self._tb = None
@@ -40,15 +42,19 @@ class MetricWriter:
 
         # The purge event makes a TensorBoard that already read the removed records forget them too. tensorboardX
         # names the file by the second it was opened in, and would overwrite an earlier writer's file of that second.
-        self._tb = SummaryWriter(os.path.join(workdir, TENSORBOARD_DIR), purge_step=initial_step + 1,
-                                 filename_suffix=f".{time.time_ns()}")
+        self._tb = SummaryWriter(
+            os.path.join(workdir, TENSORBOARD_DIR), purge_step=initial_step + 1, filename_suffix=f".{time.time_ns()}"
+        )
         if progress_bar:
-            self._bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
-                                  mininterval=1.0)
+            self._bar = tqdm.tqdm(
+                total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True, mininterval=1.0
+            )
         self._last_step = initial_step
         if removed:
-            self.message(f"Removed {removed} metric records past step {initial_step} from {workdir} (written after "
-                         "the checkpoint this run resumes from).")
+            self.message(
+                f"Removed {removed} metric records past step {initial_step} from {workdir} (written after "
+                "the checkpoint this run resumes from)."
+            )
 
     def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
         """Record `metrics` (name -> number) for `split` ('train', 'eval', ...) at `step`."""
@@ -62,8 +68,10 @@ class MetricWriter:
                 self._tb.add_scalar(f"{split}/{name}", value, int(step))
         self._tb.flush()
         if self._bar is not None and split == "train":
-            self._bar.set_postfix({k: f"{clean[k]:.4g}" for k in ("loss", "accuracy", "clips_per_s")
-                                   if isinstance(clean.get(k), float)}, refresh=False)
+            self._bar.set_postfix(
+                {k: f"{clean[k]:.4g}" for k in ("loss", "accuracy", "clips_per_s") if isinstance(clean.get(k), float)},
+                refresh=False,
+            )
 
     def advance(self, step: int) -> None:
         """Move the progress bar to `step`."""
@@ -82,7 +90,7 @@ class MetricWriter:
                 handle.close()
         self._bar = self._tb = self._jsonl = None
 
-    def __enter__(self) -> "MetricWriter":
+    def __enter__(self) -> MetricWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -147,11 +155,11 @@ def _event_records(path: str) -> Iterator[tuple[bytes, bytes]]:
         data = f.read()
     position = 0
     while position + 12 <= len(data):
-        (length,) = struct.unpack("<Q", data[position:position + 8])
+        (length,) = struct.unpack("<Q", data[position : position + 8])
         end = position + 12 + length + 4
         if end > len(data):
             return
-        yield data[position:end], data[position + 12:position + 12 + length]
+        yield data[position:end], data[position + 12 : position + 12 + length]
         position = end
 
 

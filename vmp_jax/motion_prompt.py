@@ -30,8 +30,8 @@ The per-pair computation is written once (`pair_prompt`) and mapped over pairs a
 from __future__ import annotations
 
 import math
-
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -48,8 +48,13 @@ LUMA_WEIGHTS = {
 PARAMETRIZATIONS = ("scalar", "per_pixel")
 # Each power normalisation: its learnable parameters, and the default initial value of the positive
 # coefficient (exp of the log-parameter) for the Koniusz & Zhang PNs.
-PN_PARAMS = {"sigmoid": ("m", "n"), "gamma": ("log_gamma",), "maxexp": ("log_eta",), "sigme": ("log_eta",),
-             "asinhe": ("log_gamma",)}
+PN_PARAMS = {
+    "sigmoid": ("m", "n"),
+    "gamma": ("log_gamma",),
+    "maxexp": ("log_eta",),
+    "sigme": ("log_eta",),
+    "asinhe": ("log_gamma",),
+}
 POWER_NORMALISATIONS = tuple(PN_PARAMS)
 # What `pn_coefficients` returns, with the symbols the paper / Koniusz & Zhang use for them.
 PN_COEFFICIENT_SYMBOLS = {"slope_a": "a", "shift_b": "b", "gamma": "γ", "eta": "η"}
@@ -85,8 +90,9 @@ def slope_and_shift(m: Array, n: Array) -> tuple[Array, Array]:
     return 5.0 / (0.45 * jnp.abs(jnp.tanh(m)) + 0.1), 0.6 * jnp.tanh(n)
 
 
-def luma(frames: Array, weights: Sequence[float] = LUMA_WEIGHTS["rgb"], mean: Any = DEFAULT_MEAN,
-         std: Any = DEFAULT_STD) -> Array:
+def luma(
+    frames: Array, weights: Sequence[float] = LUMA_WEIGHTS["rgb"], mean: Any = DEFAULT_MEAN, std: Any = DEFAULT_STD
+) -> Array:
     """Grey level of standardised frames after undoing the standardisation. frames: (..., 3) -> (...) float32."""
     x = frames.astype(jnp.float32) * jnp.asarray(std, jnp.float32) + jnp.asarray(mean, jnp.float32)
     w = jnp.asarray(weights, jnp.float32)
@@ -148,9 +154,16 @@ def temporal_variation(att: Array) -> Array:
     return jnp.sum(diff * diff) / (b * (t - 1) * h * w)
 
 
-def pair_prompt(prev: Array, nxt: Array, params: Mapping[str, Array], pn: str = "sigmoid",
-                weights: Sequence[float] = LUMA_WEIGHTS["rgb"], mean: Any = DEFAULT_MEAN,
-                std: Any = DEFAULT_STD, dtype: Any = None) -> tuple[Array, Array]:
+def pair_prompt(
+    prev: Array,
+    nxt: Array,
+    params: Mapping[str, Array],
+    pn: str = "sigmoid",
+    weights: Sequence[float] = LUMA_WEIGHTS["rgb"],
+    mean: Any = DEFAULT_MEAN,
+    std: Any = DEFAULT_STD,
+    dtype: Any = None,
+) -> tuple[Array, Array]:
     """One frame pair -> (attention, prompt). prev, nxt: (H, W, 3) standardised -> (H, W) float32, (H, W, 3) in
     `dtype` (None: nxt's). Luma and attention are float32; the product is formed in `dtype`, so a bfloat16 prompt
     never exists as float32 (the prompts are the largest tensor of the layer)."""
@@ -163,8 +176,15 @@ def pair_prompt(prev: Array, nxt: Array, params: Mapping[str, Array], pn: str = 
     return att, att.astype(dtype)[..., None] * nxt.astype(dtype)
 
 
-def motion_prompts(frames: Array, params: Mapping[str, Array], luma_mode: str = "rgb", mean: Any = DEFAULT_MEAN,
-                   std: Any = DEFAULT_STD, pn: str = "sigmoid", dtype: Any = None) -> MotionPrompts:
+def motion_prompts(
+    frames: Array,
+    params: Mapping[str, Array],
+    luma_mode: str = "rgb",
+    mean: Any = DEFAULT_MEAN,
+    std: Any = DEFAULT_STD,
+    pn: str = "sigmoid",
+    dtype: Any = None,
+) -> MotionPrompts:
     """The whole VMP pipeline. frames: (B, T+1, H, W, 3) float, standardised; params: {'m', 'n'} for the paper's
     sigmoid (or `PN_PARAMS[pn]`), scalars or (H, W) maps; dtype: the prompts' (None: the frames') -> MotionPrompts."""
     validate_frames(frames)
@@ -199,8 +219,10 @@ def validate_frames(frames: Any) -> None:
     if shape[-1] != 3:
         raise ValueError(f"frames must have 3 (RGB) channels last, got shape {tuple(shape)}")
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"frames must be standardised floats ((x/255 - 0.45)/0.225), got dtype {dtype}; "
-                         "convert uint8 frames with vmp_jax.data.transforms.standardize first")
+        raise ValueError(
+            f"frames must be standardised floats ((x/255 - 0.45)/0.225), got dtype {dtype}; "
+            "convert uint8 frames with vmp_jax.data.transforms.standardize first"
+        )
 
 
 class VideoMotionPrompt(nn.Module):
@@ -234,9 +256,11 @@ class VideoMotionPrompt(nn.Module):
         shape = () if self.parametrization == "scalar" else (height, width)
         names = PN_PARAMS[self.pn]
         if self.has_variable("params", names[0]) and self.get_variable("params", names[0]).shape != shape:
-            raise ValueError(f"{names[0]} has shape {self.get_variable('params', names[0]).shape} but frames of "
-                             f"shape {tuple(frames.shape)} need {shape}: a per-pixel layer only applies to the "
-                             "frame size it was initialised with")
+            raise ValueError(
+                f"{names[0]} has shape {self.get_variable('params', names[0]).shape} but frames of "
+                f"shape {tuple(frames.shape)} need {shape}: a per-pixel layer only applies to the "
+                "frame size it was initialised with"
+            )
         if self.pn == "sigmoid":
             inits = (self.m_init, self.n_init)
         else:

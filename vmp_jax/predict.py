@@ -13,11 +13,12 @@ evaluation samples them:
 A missing or unreadable video prints a line `error: VIDEO: what went wrong`; the others are still scored (exit
 status 1). A missing or incomplete export is an error of the command line (exit status 2).
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -50,8 +51,14 @@ def uniform_clip(path: str, num_frames: int, frame_size: Sequence[int]) -> np.nd
     return transforms.cover_and_centre_crop(frames, *frame_size)
 
 
-def video_views(path: str, data_config, num_frames: int, frame_size: Sequence[int], num_clips: int | None = None,
-                num_crops: int | None = None) -> np.ndarray:
+def video_views(
+    path: str,
+    data_config,
+    num_frames: int,
+    frame_size: Sequence[int],
+    num_clips: int | None = None,
+    num_crops: int | None = None,
+) -> np.ndarray:
     """The clips the run's evaluation would score for `path` (module docstring): (V, num_frames, H, W, 3) uint8."""
     if data_config.source not in REAL_VIDEO_SOURCES:
         return uniform_clip(path, num_frames, frame_size)[None]
@@ -65,8 +72,11 @@ def video_views(path: str, data_config, num_frames: int, frame_size: Sequence[in
         options.update(num_crops=num_crops)
     transform = video_sources.eval_transform(num_frames, **options)
     rng = np.random.default_rng(0)  # unused by the eval transform, which is deterministic
-    views = [transform({"path": path, "label": 0, "video_index": 0, "clip_index": k, "crop_index": c}, rng)["frames"]
-             for k in range(transform.num_clips) for c in range(transform.num_crops)]
+    views = [
+        transform({"path": path, "label": 0, "video_index": 0, "clip_index": k, "crop_index": c}, rng)["frames"]
+        for k in range(transform.num_clips)
+        for c in range(transform.num_crops)
+    ]
     return np.stack(views)
 
 
@@ -76,9 +86,9 @@ def video_probabilities(exported: jax.export.Exported, views: np.ndarray, batch_
     batch = min(batch_size, len(views))
     probs = []
     for start in range(0, len(views), batch):
-        chunk = views[start:start + batch]
+        chunk = views[start : start + batch]
         padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        probs.append(softmax(np.asarray(exported.call(padded), np.float64))[:len(chunk)])
+        probs.append(softmax(np.asarray(exported.call(padded), np.float64))[: len(chunk)])
     return np.concatenate(probs).mean(axis=0)
 
 
@@ -93,17 +103,27 @@ def failure_reason(error: Exception, path: str) -> str:
     prefixes that each layer adds, and the path PyAV or a 'not found' message ends with, are left out."""
     text = str(error)
     while text.startswith(f"{path}: "):
-        text = text[len(path) + 2:]
+        text = text[len(path) + 2 :]
     return re.sub(rf": '?{re.escape(path)}'?(?=\)|$)", "", text)
 
 
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     define = dict(flag_values=flag_values)
     flags.DEFINE_string("export", None, "Directory written by python -m vmp_jax.export.", required=True, **define)
-    flags.DEFINE_integer("num_clips", None, "Clips per video (default: data.eval_num_clips; runs on video files "
-                         "only).", lower_bound=1, **define)
-    flags.DEFINE_enum("num_crops", None, ["1", "3"], "Crops per clip (default: data.eval_num_crops; runs on video "
-                      "files only).", **define)
+    flags.DEFINE_integer(
+        "num_clips",
+        None,
+        "Clips per video (default: data.eval_num_clips; runs on video files only).",
+        lower_bound=1,
+        **define,
+    )
+    flags.DEFINE_enum(
+        "num_crops",
+        None,
+        ["1", "3"],
+        "Crops per clip (default: data.eval_num_crops; runs on video files only).",
+        **define,
+    )
     flags.DEFINE_integer("top_k", 5, "Classes printed per video.", lower_bound=1, **define)
 
 
@@ -127,8 +147,10 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> int:
             continue
         probs = video_probabilities(exported, views)
         lines = [f"{path} ({len(views)} view{'s' if len(views) > 1 else ''}):"]
-        lines += [f"  {rank}. {name:<24} {p:.3f}" for rank, (name, p) in
-                  enumerate(top_k(probs, class_names, flag_values.top_k), 1)]
+        lines += [
+            f"  {rank}. {name:<24} {p:.3f}"
+            for rank, (name, p) in enumerate(top_k(probs, class_names, flag_values.top_k), 1)
+        ]
         cli.say("\n".join(lines))
     return 1 if failed else 0
 

@@ -6,7 +6,8 @@ Open it with TensorBoard's profile plugin (`tensorboard --logdir WORKDIR/profile
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -23,13 +24,16 @@ def parse_steps(text: str) -> tuple[int, int] | None:
     except ValueError:
         first, last = 0, -1
     if len(parts) != 2 or not 1 <= first <= last:
-        raise ValueError(f"profile_steps={text!r}: expected 'A,B', the first and last train step to trace, "
-                         "1 <= A <= B (e.g. '10,12')")
+        raise ValueError(
+            f"profile_steps={text!r}: expected 'A,B', the first and last train step to trace, "
+            "1 <= A <= B (e.g. '10,12')"
+        )
     return first, last
 
 
-def traced(step_fn: Callable[..., Any], steps: tuple[int, int] | None, logdir: str,
-           start_step: int) -> Callable[..., Any]:
+def traced(
+    step_fn: Callable[..., Any], steps: tuple[int, int] | None, logdir: str, start_step: int
+) -> Callable[..., Any]:
     """`step_fn` (one call = one train step; the first call makes step `start_step + 1`), tracing steps `steps`
     into `logdir`: the trace starts before step A's call and stops once step B's results are computed."""
     if steps is None or steps[1] <= start_step:

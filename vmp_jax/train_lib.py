@@ -19,7 +19,8 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -34,12 +35,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from vmp_jax import checkpointing
-from vmp_jax import cli
-from vmp_jax import config_checks
-from vmp_jax import optim
-from vmp_jax import profiling
-from vmp_jax import trained_run
+from vmp_jax import checkpointing, cli, config_checks, optim, profiling, trained_run
 from vmp_jax.data import builders as data_builders
 from vmp_jax.data import multiview
 from vmp_jax.data import pipeline as data_pipeline
@@ -79,9 +75,17 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels).mean()
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Module,
-               tx: optax.GradientTransformation, vmp_lambda: float,
-               learning_rate: Callable[[jax.Array], jax.Array], grad_accum_steps: int = 1) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState,
+    batch: dict,
+    rng: jax.Array,
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    vmp_lambda: float,
+    learning_rate: Callable[[jax.Array], jax.Array],
+    grad_accum_steps: int = 1,
+) -> tuple[TrainState, dict]:
     """One optimiser step on this device's part of the batch (run under shard_map over 'data').
 
     batch: {'frames': (b, T+1, H, W, 3) uint8, 'label': (b,) int32}. Returns the new state and metrics that
@@ -96,16 +100,21 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
 
     def loss_fn(params, batch_stats, frames, labels, rng):
         (logits, variation), new_vars = model.apply(
-            {"params": params, "batch_stats": batch_stats}, frames, train=True, mutable=["batch_stats"],
-            rngs={"dropout": rng})
+            {"params": params, "batch_stats": batch_stats},
+            frames,
+            train=True,
+            mutable=["batch_stats"],
+            rngs={"dropout": rng},
+        )
         ce = cross_entropy(logits, labels)
         loss = lax.pmean(ce + vmp_lambda * variation, AXIS)
         return loss, (ce, variation, logits, new_vars.get("batch_stats", {}))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if grad_accum_steps == 1:
-        (loss, (ce, variation, logits, batch_stats)), grads = grad_fn(state.params, state.batch_stats, frames,
-                                                                      labels, rng)
+        (loss, (ce, variation, logits, batch_stats)), grads = grad_fn(
+            state.params, state.batch_stats, frames, labels, rng
+        )
     else:
         k = grad_accum_steps
         split = lambda x: x.reshape(k, x.shape[0] // k, *x.shape[1:])  # noqa: E731  (micro-batch i: rows i*b/k...)
@@ -114,12 +123,14 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
             grad_sum, batch_stats = carry
             micro_frames, micro_labels, i = inputs
             (loss, (ce, variation, logits, batch_stats)), grads = grad_fn(
-                state.params, batch_stats, micro_frames, micro_labels, jax.random.fold_in(rng, i))
+                state.params, batch_stats, micro_frames, micro_labels, jax.random.fold_in(rng, i)
+            )
             return (jax.tree.map(jnp.add, grad_sum, grads), batch_stats), (loss, ce, variation, logits)
 
         zeros = jax.tree.map(jnp.zeros_like, state.params)
         (grad_sum, batch_stats), (loss, ce, variation, logits) = lax.scan(
-            micro_step, (zeros, state.batch_stats), (split(frames), split(labels), jnp.arange(k)))
+            micro_step, (zeros, state.batch_stats), (split(frames), split(labels), jnp.arange(k))
+        )
         grads = jax.tree.map(lambda g: g / k, grad_sum)
         loss, ce, variation = jnp.mean(loss), jnp.mean(ce), jnp.mean(variation)  # equal micro-batches: the means
         logits = logits.reshape(-1, logits.shape[-1])
@@ -144,15 +155,22 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, model: nn.Modu
 
 def eval_step(state: TrainState, batch: dict, *, model: nn.Module) -> jax.Array:
     """Logits of this device's clips (run under shard_map). frames: (b, T+1, H, W, 3) uint8 -> (b, C) float32."""
-    logits, _ = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                            standardize(batch["frames"]), train=False)
+    logits, _ = model.apply(
+        {"params": state.params, "batch_stats": state.batch_stats}, standardize(batch["frames"]), train=False
+    )
     return logits.astype(jnp.float32)
 
 
 def make_train_step(mesh, model, tx, vmp_lambda, learning_rate, grad_accum_steps: int = 1):
     """`train_step` over all devices of `mesh`, jitted, with the state donated."""
-    step = functools.partial(train_step, model=model, tx=tx, vmp_lambda=vmp_lambda, learning_rate=learning_rate,
-                             grad_accum_steps=grad_accum_steps)
+    step = functools.partial(
+        train_step,
+        model=model,
+        tx=tx,
+        vmp_lambda=vmp_lambda,
+        learning_rate=learning_rate,
+        grad_accum_steps=grad_accum_steps,
+    )
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
     return jax.jit(sharded, donate_argnums=(0,))
 
@@ -174,12 +192,22 @@ def global_batch(mesh, local: dict, keys=("frames", "label")) -> dict:
 
 def create_train_state(variables: dict, tx: optax.GradientTransformation) -> TrainState:
     params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=variables.get("batch_stats", {}),
-                      opt_state=tx.init(params))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+    )
 
 
-def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
-                  input_shape: tuple[int, ...], mesh, variables: dict | None = None) -> TrainState:
+def initial_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    rng: jax.Array,
+    input_shape: tuple[int, ...],
+    mesh,
+    variables: dict | None = None,
+) -> TrainState:
     """A fresh TrainState replicated over `mesh`, in one compiled program; `variables` (e.g. converted from a
     pretrained checkpoint) replace the random initialisation when given."""
     replicated = NamedSharding(mesh, P())
@@ -192,8 +220,9 @@ def initial_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.A
 # ----------------------------------------------------------------------------------------------- eval
 
 
-def evaluate_views(eval_step_fn, state: TrainState, dataset, mesh, num_classes: int,
-                   num_views: int) -> multiview.MultiViewAccumulator:
+def evaluate_views(
+    eval_step_fn, state: TrainState, dataset, mesh, num_classes: int, num_views: int
+) -> multiview.MultiViewAccumulator:
     """One pass over the eval split, every view's probabilities accumulated by video.
 
     The batch's 'video_index', 'label' and 'mask' travel as global arrays sharded like the frames, so they are
@@ -321,7 +350,7 @@ class _InterruptibleIterator:
     def _abort(self):
         self._closed.set()
         for worker in multiprocessing.active_children():  # grain workers, mid-batch: at exit grain would wait
-            worker.terminate()                            # up to 25 s for each to finish it
+            worker.terminate()  # up to 25 s for each to finish it
         closing = threading.Thread(target=self.iterator.close, daemon=True)  # cancels the queued reads
         closing.start()
         closing.join(timeout=2.0)  # bounded: closing joins grain's threads, which may wait on a worker
@@ -346,9 +375,14 @@ def run_length(config: ml_collections.ConfigDict, num_train_examples: int) -> tu
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
     s = config.schedule
     return optim.learning_rate_schedule(
-        s.name, s.base_lr, total_steps, warmup_steps=int(round(s.warmup_epochs * steps_per_epoch)),
+        s.name,
+        s.base_lr,
+        total_steps,
+        warmup_steps=int(round(s.warmup_epochs * steps_per_epoch)),
         boundaries=[int(round(e * steps_per_epoch)) for e in s.boundaries_epochs],
-        relative_rates=tuple(s.relative_rates), warmup_init=s.warmup_init)
+        relative_rates=tuple(s.relative_rates),
+        warmup_init=s.warmup_init,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,8 +404,9 @@ class Cadence:
         return step % self.checkpoint_every == 0 or step == self.total_steps
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       mesh: jax.sharding.Mesh | None = None) -> TrainState:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, mesh: jax.sharding.Mesh | None = None
+) -> TrainState:
     """Trains `config` into `workdir`, resuming from its latest checkpoint if there is one; returns the state.
 
     mesh: a 1-D mesh with axis 'data' over every device (default `make_mesh()`); any device order works.
@@ -391,9 +426,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     mesh = make_mesh() if mesh is None else mesh
     num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
     data = data_builders.make_datasets(
-        config.data, num_frames=num_frames, global_batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size, seed=config.seed, process_index=jax.process_index(),
-        process_count=jax.process_count())
+        config.data,
+        num_frames=num_frames,
+        global_batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     config_checks.validate_num_classes(config, data.num_classes)
     factory.validate_backbone(config.model, config.num_frames, data.frame_size)
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
@@ -407,44 +447,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         from vmp_jax import convert  # torch-side code only when a checkpoint is given
 
         random_init = jax.jit(lambda r: factory.init_variables(model, r, input_shape))(init_rng)
-        variables = convert.load_pretrained_backbone(jax.device_get(random_init), config.init_checkpoint,
-                                                     config.model.backbone, factory.backbone_kwargs(config.model))
+        variables = convert.load_pretrained_backbone(
+            jax.device_get(random_init),
+            config.init_checkpoint,
+            config.model.backbone,
+            factory.backbone_kwargs(config.model),
+        )
         if is_main:
             print(f"Backbone initialised from {config.init_checkpoint}", flush=True)
     o = config.optimizer
     abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, input_shape), init_rng)
-    tx = optim.make_optimizer(o.name, schedule, abstract["params"], momentum=o.momentum, nesterov=o.nesterov,
-                              weight_decay=o.weight_decay, decay_norm_and_bias=o.decay_norm_and_bias,
-                              decay_vmp=o.decay_vmp, clip_grad_norm=o.clip_grad_norm or None)
+    tx = optim.make_optimizer(
+        o.name,
+        schedule,
+        abstract["params"],
+        momentum=o.momentum,
+        nesterov=o.nesterov,
+        weight_decay=o.weight_decay,
+        decay_norm_and_bias=o.decay_norm_and_bias,
+        decay_vmp=o.decay_vmp,
+        clip_grad_norm=o.clip_grad_norm or None,
+    )
     state = initial_state(model, tx, init_rng, input_shape, mesh, variables)
     del variables
 
     train_iter = iter(data.train)
-    checkpoints = checkpointing.Checkpoints(checkpoint_dir, keep_last=config.keep_last, keep_best=config.keep_best,
-                                            best_metric="top1")
+    checkpoints = checkpointing.Checkpoints(
+        checkpoint_dir, keep_last=config.keep_last, keep_best=config.keep_best, best_metric="top1"
+    )
     per_process_batch = config.batch_size // jax.process_count()
     restored_step, state, train_iter = checkpoints.restore_latest(
-        state, train_iter, data_position=lambda step: data_pipeline.train_state_at(
-            step * per_process_batch, config.data.num_workers))
+        state,
+        train_iter,
+        data_position=lambda step: data_pipeline.train_state_at(step * per_process_batch, config.data.num_workers),
+    )
     if restored_step is not None:
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)
     start_step = int(jax.device_get(state.step))
     if is_main:
         os.makedirs(workdir, exist_ok=True)
-        trained_run.write_json(os.path.join(workdir, trained_run.CONFIG),
-                               config.to_json_best_effort(indent=2, sort_keys=True))
-        trained_run.write_run_info(workdir, data.class_names, num_frames, data.frame_size, total_steps,
-                                   num_devices=jax.device_count())
+        trained_run.write_json(
+            os.path.join(workdir, trained_run.CONFIG), config.to_json_best_effort(indent=2, sort_keys=True)
+        )
+        trained_run.write_run_info(
+            workdir, data.class_names, num_frames, data.frame_size, total_steps, num_devices=jax.device_count()
+        )
         trained_on = previous[1].get("num_devices") if previous is not None else None
         if restored_step is not None and trained_on is not None and trained_on != jax.device_count():
-            print(f"Resuming on {jax.device_count()} devices a run trained on {trained_on} up to step "
-                  f"{restored_step}: the global batch is the same, the sums are split differently (last-bit "
-                  "differences from an uninterrupted run).", flush=True)
+            print(
+                f"Resuming on {jax.device_count()} devices a run trained on {trained_on} up to step "
+                f"{restored_step}: the global batch is the same, the sums are split differently (last-bit "
+                "differences from an uninterrupted run).",
+                flush=True,
+            )
     if start_step >= total_steps:
         checkpoints.close()
         if is_main:
-            print(f"The run in {workdir} already finished: step {start_step} of {total_steps}, nothing to train "
-                  "(a larger --config.num_train_steps trains on).\n" + _next_steps(workdir), flush=True)
+            print(
+                f"The run in {workdir} already finished: step {start_step} of {total_steps}, nothing to train "
+                "(a larger --config.num_train_steps trains on).\n" + _next_steps(workdir),
+                flush=True,
+            )
         return state
 
     p_train_step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule, config.grad_accum_steps)
@@ -458,14 +521,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     cadence = Cadence(total_steps, config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
     try:
         state = train_loop(
-            state, start_step, cadence,
+            state,
+            start_step,
+            cadence,
             batches=batches,
-            train_step=profiling.traced(lambda s, batch: p_train_step(s, batch, step_rng),
-                                        profiling.parse_steps(config.profile_steps),
-                                        os.path.join(workdir, profiling.PROFILE_DIR), start_step),
+            train_step=profiling.traced(
+                lambda s, batch: p_train_step(s, batch, step_rng),
+                profiling.parse_steps(config.profile_steps),
+                os.path.join(workdir, profiling.PROFILE_DIR),
+                start_step,
+            ),
             evaluate=lambda s, final: _evaluations(p_eval_step, s, data, mesh, final),
             save=lambda step, s, metrics=None: checkpoints.save(step, s, batches, metrics=metrics),
-            checkpoints=checkpoints, writer=writer, stop=stop, batch_size=config.batch_size)
+            checkpoints=checkpoints,
+            writer=writer,
+            stop=stop,
+            batch_size=config.batch_size,
+        )
     finally:
         batches.close()
         checkpoints.close()
@@ -473,11 +545,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         for s, handler in previous_handlers.items():
             signal.signal(s, handler)
     if is_main and int(jax.device_get(state.step)) == total_steps:
-        print(f"Finished {total_steps} steps in {workdir}:\n"
-              f"  metrics      {os.path.join(workdir, METRICS_FILE)} (TensorBoard: tensorboard --logdir "
-              f"{os.path.join(workdir, TENSORBOARD_DIR)})\n"
-              f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
-              + _next_steps(workdir), flush=True)
+        print(
+            f"Finished {total_steps} steps in {workdir}:\n"
+            f"  metrics      {os.path.join(workdir, METRICS_FILE)} (TensorBoard: tensorboard --logdir "
+            f"{os.path.join(workdir, TENSORBOARD_DIR)})\n"
+            f"  checkpoints  {checkpoints.directory} (steps {', '.join(map(str, checkpoints.all_steps()))})\n"
+            + _next_steps(workdir),
+            flush=True,
+        )
     return state
 
 
@@ -490,8 +565,11 @@ def _evaluations(eval_step_fn, state: TrainState, data: data_builders.DataSplits
     """
     if data.eval_during_training is None:
         return {"eval": evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)}
-    splits = {"eval": evaluate(eval_step_fn, state, data.eval_during_training, mesh, data.num_classes,
-                               data.eval_during_training_num_views)}
+    splits = {
+        "eval": evaluate(
+            eval_step_fn, state, data.eval_during_training, mesh, data.num_classes, data.eval_during_training_num_views
+        )
+    }
     if final:
         splits["test"] = evaluate(eval_step_fn, state, data.eval, mesh, data.num_classes, data.eval_num_views)
     return splits
@@ -503,21 +581,31 @@ def _previous_run(workdir: str) -> tuple[dict, dict] | None:
     if not os.path.isfile(path):
         return None
     info_path = os.path.join(workdir, trained_run.RUN_INFO)
-    return (trained_run.read_json(path),
-            trained_run.read_json(info_path) if os.path.isfile(info_path) else {})
+    return (trained_run.read_json(path), trained_run.read_json(info_path) if os.path.isfile(info_path) else {})
 
 
 def _next_steps(workdir: str) -> str:
-    return ("Next: python -m vmp_jax.visualize VIDEO --workdir {0} --out motion.png   (what the motion prompt sees)\n"
-            "      python -m vmp_jax.export --workdir {0} --out {0}_export   (then python -m vmp_jax.predict "
-            "--export {0}_export VIDEO)").format(workdir)
+    return (
+        f"Next: python -m vmp_jax.visualize VIDEO --workdir {workdir} --out motion.png  (what the motion prompt sees)\n"
+        f"      python -m vmp_jax.export --workdir {workdir} --out {workdir}_export   (then python -m vmp_jax.predict "
+        f"--export {workdir}_export VIDEO)"
+    )
 
 
-def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
-               train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
-               evaluate: Callable[[TrainState, bool], dict[str, dict]], save: Callable[..., None],
-               checkpoints: checkpointing.Checkpoints, writer: MetricWriter, stop: _StopFlag,
-               batch_size: int) -> TrainState:
+def train_loop(
+    state: TrainState,
+    start_step: int,
+    cadence: Cadence,
+    *,
+    batches,
+    train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
+    evaluate: Callable[[TrainState, bool], dict[str, dict]],
+    save: Callable[..., None],
+    checkpoints: checkpointing.Checkpoints,
+    writer: MetricWriter,
+    stop: _StopFlag,
+    batch_size: int,
+) -> TrainState:
     """Steps from `start_step` to `cadence.total_steps`: `train_step(state, next(batches))`, metrics,
     `evaluate(state, final)` -> {split: scores} ('eval' is what the checkpoint is ranked by) and
     `save(step, state[, eval scores])` at the cadence; a stop signal saves and returns at a step boundary, or
@@ -539,13 +627,21 @@ def train_loop(state: TrainState, start_step: int, cadence: Cadence, *, batches,
         loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
         if np.isfinite(loss) and np.isfinite(param_norm):
             return
-        what = (f"non-finite loss ({loss})" if not np.isfinite(loss)
-                else f"non-finite parameters (parameter norm {param_norm}; the loss was {loss:.6g})")
+        what = (
+            f"non-finite loss ({loss})"
+            if not np.isfinite(loss)
+            else f"non-finite parameters (parameter norm {param_norm}; the loss was {loss:.6g})"
+        )
         last = checkpoints.latest_step()
-        kept = (f"the last good checkpoint, step {last}, is kept in {checkpoints.directory}" if last is not None
-                else "no checkpoint was saved before it")
-        raise NonFiniteError(f"{what} at step {at_step}; training stopped and {kept}. Rerunning the same command "
-                             "stops the same way: lower config.schedule.base_lr or set config.optimizer.clip_grad_norm")
+        kept = (
+            f"the last good checkpoint, step {last}, is kept in {checkpoints.directory}"
+            if last is not None
+            else "no checkpoint was saved before it"
+        )
+        raise NonFiniteError(
+            f"{what} at step {at_step}; training stopped and {kept}. Rerunning the same command "
+            "stops the same way: lower config.schedule.base_lr or set config.optimizer.clip_grad_norm"
+        )
 
     def stop_here():
         saved = "checkpoint saved"
@@ -622,4 +718,3 @@ def _signal_text(stop: _StopFlag) -> str:
     if stop.signum is not None:
         return f"signal {stop.signum}"
     return f"a signal to process {stop.source}"
-

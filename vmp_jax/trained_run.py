@@ -25,18 +25,25 @@ CONFIG = "config.json"
 class TrainedRun:
     """model.apply(variables, frames, train=False) -> (logits, variation); frames (B, num_frames, H, W, 3)."""
 
-    workdir: str              # the run's workdir (load_run) or the export directory (export.load_bundle)
+    workdir: str  # the run's workdir (load_run) or the export directory (export.load_bundle)
     step: int
     config: ml_collections.ConfigDict
     model: Any
-    variables: dict           # {'params', 'batch_stats'} on the default device
+    variables: dict  # {'params', 'batch_stats'} on the default device
     class_names: list[str]
-    num_frames: int           # frames per clip the model takes (T + 1 with VMP, T without)
+    num_frames: int  # frames per clip the model takes (T + 1 with VMP, T without)
     frame_size: tuple[int, int]
 
 
-def write_run_info(workdir: str, class_names: list[str], num_frames: int, frame_size: tuple[int, int],
-                   total_steps: int | None = None, step: int | None = None, num_devices: int | None = None) -> None:
+def write_run_info(
+    workdir: str,
+    class_names: list[str],
+    num_frames: int,
+    frame_size: tuple[int, int],
+    total_steps: int | None = None,
+    step: int | None = None,
+    num_devices: int | None = None,
+) -> None:
     """What a reader of the run needs beyond the config: the class names and the model's input shape; for a
     training run its length in steps and device count, for an exported bundle the step its variables come from."""
     info = {"class_names": list(class_names), "num_frames": int(num_frames), "frame_size": list(frame_size)}
@@ -56,8 +63,9 @@ def write_json(path: str, content: dict | str) -> None:
 
 def read_json(path: str) -> dict:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: is {os.path.dirname(path)} a train.py workdir (or a "
-                                "vmp_jax.export output)?")
+        raise FileNotFoundError(
+            f"{path} not found: is {os.path.dirname(path)} a train.py workdir (or a vmp_jax.export output)?"
+        )
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -79,11 +87,19 @@ def read_model(directory: str) -> tuple[ml_collections.ConfigDict, Any, dict]:
     return config, factory.build_model(config.model, len(info["class_names"])), info
 
 
-def make_trained_run(directory: str, step: int, config: ml_collections.ConfigDict, model: Any, variables: dict,
-                     info: dict) -> TrainedRun:
-    return TrainedRun(workdir=directory, step=step, config=config, model=model, variables=jax.device_get(variables),
-                      class_names=list(info["class_names"]), num_frames=int(info["num_frames"]),
-                      frame_size=tuple(info["frame_size"]))
+def make_trained_run(
+    directory: str, step: int, config: ml_collections.ConfigDict, model: Any, variables: dict, info: dict
+) -> TrainedRun:
+    return TrainedRun(
+        workdir=directory,
+        step=step,
+        config=config,
+        model=model,
+        variables=jax.device_get(variables),
+        class_names=list(info["class_names"]),
+        num_frames=int(info["num_frames"]),
+        frame_size=tuple(info["frame_size"]),
+    )
 
 
 def load_run(workdir: str, step: int | None = None) -> TrainedRun:

@@ -38,18 +38,30 @@ written then. The numbers are computed in vmp_jax.visualize_panels, the figure d
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from absl import flags
 
 from vmp_jax import cli, motion_prompt
+
 # The numbers and the drawing are modules of their own; their names are importable from here as before.
-from vmp_jax.visualize_figure import (BOTTOM, COLORBAR, CURVE, GAP, LEFT, PANEL, QUANTUM, ROW_LABELS,  # noqa: F401
-                                      TOP, Layout, draw, draw_curve, image_size, layout, render)
-from vmp_jax.visualize_panels import (CURVE_D, DEFAULT_NUM_STEPS, DEFAULT_SIZE, Curve, Panels, Setting,  # noqa: F401
-                                      attention_curve, clip_indices, compute_panels, curve_title, prompt_image,
-                                      read_clip, setting_from_m_n, setting_from_run)
+from vmp_jax.visualize_figure import (
+    ROW_LABELS,  # noqa: F401
+    draw,
+    render,
+)
+from vmp_jax.visualize_panels import (
+    DEFAULT_NUM_STEPS,
+    DEFAULT_SIZE,
+    Panels,
+    Setting,  # noqa: F401
+    attention_curve,
+    compute_panels,
+    read_clip,
+    setting_from_m_n,
+    setting_from_run,
+)
 
 FORMATS = (".png", ".gif")
 
@@ -58,16 +70,26 @@ def check_paths(video_path: str, out: str) -> str:
     """The output format, '.png' or '.gif', from the suffix of `out`; errors for another suffix or no video."""
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in FORMATS:
-        raise ValueError(f"--out {out!r}: the suffix must be one of {FORMATS} (PNG grid or animated GIF), "
-                         f"got {suffix!r}")
+        raise ValueError(
+            f"--out {out!r}: the suffix must be one of {FORMATS} (PNG grid or animated GIF), got {suffix!r}"
+        )
     if not os.path.isfile(video_path):
         raise FileNotFoundError(f"video file not found: {video_path}")
     return suffix
 
 
-def visualize(video_path: str, out: str, setting: Setting, *, num_steps: int | None = None,
-              size: Sequence[int] | None = None, start: int = 0, stride: int | None = None, dpi: int = 100,
-              fps: float = 4.0) -> Panels:
+def visualize(
+    video_path: str,
+    out: str,
+    setting: Setting,
+    *,
+    num_steps: int | None = None,
+    size: Sequence[int] | None = None,
+    start: int = 0,
+    stride: int | None = None,
+    dpi: int = 100,
+    fps: float = 4.0,
+) -> Panels:
     """Writes the figure of `setting` on the clip of `video_path` to `out` (.png or .gif); returns the panels.
 
     num_steps (T), size ((H, W); (0, 0): the video's own) and stride default to the setting's.
@@ -83,14 +105,18 @@ def visualize(video_path: str, out: str, setting: Setting, *, num_steps: int | N
         raise ValueError(f"size must be (H, W) with H, W >= 1, or (0, 0) for the video's own; got {size}")
     maps = {tuple(np.shape(v)) for v in setting.params.values()} - {()}
     if maps and maps != {size}:
-        raise ValueError(f"the per-pixel parameters are {maps.pop()} maps: they apply to frames of that size only, "
-                         f"not {size}; leave --size out")
+        raise ValueError(
+            f"the per-pixel parameters are {maps.pop()} maps: they apply to frames of that size only, "
+            f"not {size}; leave --size out"
+        )
     frames, indices = read_clip(video_path, num_steps + 1, size, start, setting.stride if stride is None else stride)
     panels = compute_panels(frames, setting.params, setting.luma, setting.pn)
     curve = attention_curve(setting.params, setting.pn)
     height, width = frames.shape[1:3]
-    title = (f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]} every {indices[1] - indices[0]}, "
-             f"{height}×{width}, luma {setting.luma}  |  {setting.label}")
+    title = (
+        f"{os.path.basename(video_path)}: frames {indices[0]}–{indices[-1]} every {indices[1] - indices[0]}, "
+        f"{height}×{width}, luma {setting.luma}  |  {setting.label}"
+    )
     draw_args = dict(panels=panels, curve=curve, pn=setting.pn, frame_numbers=indices, title=title, dpi=dpi)
     from PIL import Image
 
@@ -103,23 +129,34 @@ def visualize(video_path: str, out: str, setting: Setting, *, num_steps: int | N
     return panels
 
 
-
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     define = dict(flag_values=flag_values)
-    flags.DEFINE_string("out", None, "FILE.png (grid) or FILE.gif (one frame per time step).", required=True,
-                        **define)
+    flags.DEFINE_string("out", None, "FILE.png (grid) or FILE.gif (one frame per time step).", required=True, **define)
     flags.DEFINE_string("workdir", None, "A train.py run: its VMP parameters, luma, PN, T and frame size.", **define)
     flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (default: the latest).", **define)
     flags.DEFINE_float("m", None, "The paper's m (with --n): slope a = 5 / (0.45 |tanh m| + 0.1).", **define)
     flags.DEFINE_float("n", None, "The paper's n (with --m): shift b = 0.6 tanh n.", **define)
     flags.DEFINE_enum("luma", None, sorted(motion_prompt.LUMA_WEIGHTS), "With --m/--n (default: rgb).", **define)
-    flags.DEFINE_integer("num_frames", None, "T, the number of prompts; T+1 frames are read (default: the run's, "
-                         f"else {DEFAULT_NUM_STEPS}).", **define)
-    flags.DEFINE_list("size", None, "H,W, or S for S x S, or 0 for the video's size (default: the run's, else "
-                      f"{DEFAULT_SIZE[0]},{DEFAULT_SIZE[1]}).", **define)
+    flags.DEFINE_integer(
+        "num_frames",
+        None,
+        f"T, the number of prompts; T+1 frames are read (default: the run's, else {DEFAULT_NUM_STEPS}).",
+        **define,
+    )
+    flags.DEFINE_list(
+        "size",
+        None,
+        "H,W, or S for S x S, or 0 for the video's size (default: the run's, else "
+        f"{DEFAULT_SIZE[0]},{DEFAULT_SIZE[1]}).",
+        **define,
+    )
     flags.DEFINE_integer("start", 0, "First frame (index in the file).", **define)
-    flags.DEFINE_integer("stride", None, "Frames between clip frames (default: the run's data.sampling_rate for "
-                         "video data, else 1).", **define)
+    flags.DEFINE_integer(
+        "stride",
+        None,
+        "Frames between clip frames (default: the run's data.sampling_rate for video data, else 1).",
+        **define,
+    )
     flags.DEFINE_integer("dpi", 100, "Pixels per inch; a panel is 1.5 inches high (2 in a GIF frame).", **define)
     flags.DEFINE_float("fps", 4.0, "GIF frames per second.", **define)
 
@@ -150,10 +187,22 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
         raise cli.UsageError("--luma is for --m/--n; a run uses its own (config.model.vmp.luma)")
     size = _size(flag_values.size)
     check_paths(video_path, out)  # before the slow part
-    setting = setting_from_run(workdir, flag_values.step) if workdir is not None else setting_from_m_n(
-        m, n, flag_values.luma or "rgb")
-    visualize(video_path, out, setting, num_steps=flag_values.num_frames, size=size, start=flag_values.start,
-              stride=flag_values.stride, dpi=flag_values.dpi, fps=flag_values.fps)
+    setting = (
+        setting_from_run(workdir, flag_values.step)
+        if workdir is not None
+        else setting_from_m_n(m, n, flag_values.luma or "rgb")
+    )
+    visualize(
+        video_path,
+        out,
+        setting,
+        num_steps=flag_values.num_frames,
+        size=size,
+        start=flag_values.start,
+        stride=flag_values.stride,
+        dpi=flag_values.dpi,
+        fps=flag_values.fps,
+    )
     cli.say(f"wrote {out}")
 
 

@@ -9,7 +9,7 @@ when drawing.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,8 +25,8 @@ PANEL = {"grid": 1.5, "strip": 2.0}  # panel height; width = height * aspect rat
 GAP = {"grid": 0.08, "strip": 0.15}
 LEFT, TOP = 0.35, 0.7
 BOTTOM = {"grid": 0.3, "strip": 0.75}
-COLORBAR = (0.1, 0.12, 0.5)          # gap before, thickness, room for tick labels after
-CURVE = (0.75, 3.4, 0.85)            # room for the y label, width, room for the histogram's axis
+COLORBAR = (0.1, 0.12, 0.5)  # gap before, thickness, room for tick labels after
+CURVE = (0.75, 3.4, 0.85)  # room for the y label, width, room for the histogram's axis
 QUANTUM = 0.25
 
 
@@ -34,10 +34,10 @@ QUANTUM = 0.25
 class Layout:
     """Where the axes go; `panel(kind, column)` etc. return figure fractions [left, bottom, width, height]."""
 
-    width: float                     # figure size, inches
+    width: float  # figure size, inches
     height: float
     panel_width: float
-    num_columns: int                 # time steps shown (grid) or 1 (strip)
+    num_columns: int  # time steps shown (grid) or 1 (strip)
     strip: bool
 
     def _rect(self, left: float, bottom: float, width: float, height: float) -> list[float]:
@@ -51,8 +51,10 @@ class Layout:
         """(left, bottom) of a panel, inches."""
         if self.strip:
             return LEFT + kind * (self.panel_width + GAP["strip"]), BOTTOM["strip"]
-        return (LEFT + column * (self.panel_width + GAP["grid"]),
-                BOTTOM["grid"] + (3 - kind) * (PANEL["grid"] + GAP["grid"]))
+        return (
+            LEFT + column * (self.panel_width + GAP["grid"]),
+            BOTTOM["grid"] + (3 - kind) * (PANEL["grid"] + GAP["grid"]),
+        )
 
     def panel(self, kind: int, column: int) -> list[float]:
         return self._rect(*self._cell(kind, column), self.panel_width, self._panel_height)
@@ -92,8 +94,16 @@ def image_size(frame_size: Sequence[int], num_steps: int, dpi: int, animated: bo
     return int(lay.width * dpi), int(lay.height * dpi)
 
 
-def draw(panels: Panels, curve: Curve, pn: str, steps: Sequence[int], frame_numbers: Sequence[int], title: str,
-         dpi: int = 100, animated: bool = False):
+def draw(
+    panels: Panels,
+    curve: Curve,
+    pn: str,
+    steps: Sequence[int],
+    frame_numbers: Sequence[int],
+    title: str,
+    dpi: int = 100,
+    animated: bool = False,
+):
     """A matplotlib Figure (no pyplot state): the PNG grid of time steps `steps` (0-based), or (animated) the GIF
     frame of the single step in `steps`; the curve's histogram is of D over `steps`."""
     from matplotlib.figure import Figure
@@ -118,8 +128,9 @@ def draw(panels: Panels, curve: Curve, pn: str, steps: Sequence[int], frame_numb
             if kind == 0 and not animated:
                 ax.set_title(pair, fontsize=8)
             if kind in (1, 2) and column == len(steps) - 1:
-                bar = fig.colorbar(shown, cax=fig.add_axes(lay.colorbar(kind)),
-                                   orientation="horizontal" if animated else "vertical")
+                bar = fig.colorbar(
+                    shown, cax=fig.add_axes(lay.colorbar(kind)), orientation="horizontal" if animated else "vertical"
+                )
                 bar.ax.tick_params(labelsize=7)
     if animated:
         title = f"{title}\n{pair} of {len(frame_numbers) - 1}"
@@ -135,8 +146,7 @@ def draw_curve(ax, curve: Curve, pn: str, differences: np.ndarray, one_step: boo
     hist.stairs(counts, edges, fill=True, color="0.85")
     hist.set_yscale("log")
     hist.set_ylim(bottom=0.8)
-    hist.set_ylabel(f"pixels with this D, {'this step' if one_step else 'all steps'} (log)", fontsize=8,
-                    color="0.4")
+    hist.set_ylabel(f"pixels with this D, {'this step' if one_step else 'all steps'} (log)", fontsize=8, color="0.4")
     hist.tick_params(labelsize=7, colors="0.4")
     ax.set_zorder(hist.get_zorder() + 1)  # the curve in front of the histogram
     ax.patch.set_visible(False)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,7 @@ DEFAULT_NUM_STEPS = 8
 DEFAULT_SIZE = (160, 160)
 CURVE_D = np.linspace(-1.0, 1.0, 401, dtype=np.float32)
 
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """What turns frames into prompts (the layer's parameters and options) and the clip shape to show."""
@@ -32,10 +34,10 @@ class Setting:
     params: Mapping[str, np.ndarray]  # PN_PARAMS[pn] -> float32 scalars or (H, W) maps
     luma: str
     pn: str
-    num_steps: int                    # T
-    frame_size: tuple[int, int]       # (H, W)
+    num_steps: int  # T
+    frame_size: tuple[int, int]  # (H, W)
     stride: int
-    label: str                        # where the parameters come from, for the figure's title
+    label: str  # where the parameters come from, for the figure's title
 
 
 def setting_from_run(workdir: str, step: int | None = None) -> Setting:
@@ -51,25 +53,38 @@ def setting_from_run(workdir: str, step: int | None = None) -> Setting:
         raise ValueError(f"{workdir} was trained without VMP (model.use_vmp=False): there are no prompts to show")
     params = {k: np.asarray(v, np.float32) for k, v in run.variables["params"]["vmp"].items()}
     stride = 1 if run.config.data.source == "procedural" else int(run.config.data.sampling_rate)
-    return Setting(params, run.config.model.vmp.luma, run.config.model.vmp.pn, run.num_frames - 1,
-                   tuple(run.frame_size), stride, f"run {os.path.basename(run.workdir)}, step {run.step}")
+    return Setting(
+        params,
+        run.config.model.vmp.luma,
+        run.config.model.vmp.pn,
+        run.num_frames - 1,
+        tuple(run.frame_size),
+        stride,
+        f"run {os.path.basename(run.workdir)}, step {run.step}",
+    )
 
 
 def setting_from_m_n(m: float, n: float, luma: str = "rgb") -> Setting:
     """The paper's sigmoid with scalar m, n; T = 8 steps at 160 x 160, consecutive frames."""
     motion_prompt.luma_weights(luma)
-    return Setting({"m": np.float32(m), "n": np.float32(n)}, luma, "sigmoid", DEFAULT_NUM_STEPS, DEFAULT_SIZE, 1,
-                   f"m = {m:g}, n = {n:g}")
-
+    return Setting(
+        {"m": np.float32(m), "n": np.float32(n)},
+        luma,
+        "sigmoid",
+        DEFAULT_NUM_STEPS,
+        DEFAULT_SIZE,
+        1,
+        f"m = {m:g}, n = {n:g}",
+    )
 
 
 class Panels(NamedTuple):
     """One clip through the VMP layer (numpy)."""
 
-    frames: np.ndarray       # (T+1, H, W, 3) uint8, before standardisation
+    frames: np.ndarray  # (T+1, H, W, 3) uint8, before standardisation
     differences: np.ndarray  # (T, H, W) float32, D_t
-    attention: np.ndarray    # (T, H, W) float32, A_t
-    prompts: np.ndarray      # (T, H, W, 3) float32, P_t as the backbone receives it (standardised)
+    attention: np.ndarray  # (T, H, W) float32, A_t
+    prompts: np.ndarray  # (T, H, W, 3) float32, P_t as the backbone receives it (standardised)
 
 
 class Curve(NamedTuple):
@@ -89,13 +104,16 @@ def clip_indices(num_available: int, num_frames: int, start: int = 0, stride: in
         raise ValueError(f"need num_frames >= 2, start >= 0, stride >= 1; got {num_frames}, {start}, {stride}")
     indices = start + stride * np.arange(num_frames)
     if indices[-1] >= num_available:
-        raise ValueError(f"{num_frames} frames from frame {start} every {stride} need frame {indices[-1]}, but the "
-                         f"video has {num_available} frames; lower --start, --stride or --num_frames")
+        raise ValueError(
+            f"{num_frames} frames from frame {start} every {stride} need frame {indices[-1]}, but the "
+            f"video has {num_available} frames; lower --start, --stride or --num_frames"
+        )
     return indices
 
 
-def read_clip(path: str, num_frames: int, size: tuple[int, int], start: int = 0,
-              stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def read_clip(
+    path: str, num_frames: int, size: tuple[int, int], start: int = 0, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """(frames (num_frames, H, W, 3) uint8, their indices in the file); size (0, 0) keeps the video's size."""
     indices = clip_indices(video.probe(path).num_frames, num_frames, start, stride)
     frames = video.read_frames(path, indices)
@@ -104,8 +122,9 @@ def read_clip(path: str, num_frames: int, size: tuple[int, int], start: int = 0,
     return frames, indices
 
 
-def compute_panels(frames: np.ndarray, params: Mapping[str, np.ndarray], luma: str = "rgb",
-                   pn: str = "sigmoid") -> Panels:
+def compute_panels(
+    frames: np.ndarray, params: Mapping[str, np.ndarray], luma: str = "rgb", pn: str = "sigmoid"
+) -> Panels:
     """frames: (T+1, H, W, 3) uint8 -> Panels, standardised and prompted exactly as in training."""
     x = transforms.standardize(frames)[None]
     out = motion_prompt.motion_prompts(x, params, luma, pn=pn)
@@ -113,8 +132,9 @@ def compute_panels(frames: np.ndarray, params: Mapping[str, np.ndarray], luma: s
     return Panels(frames, np.asarray(d[0]), np.asarray(out.attention[0]), np.asarray(out.prompts[0]))
 
 
-def prompt_image(prompts: np.ndarray, mean: float = motion_prompt.DEFAULT_MEAN,
-                 std: float = motion_prompt.DEFAULT_STD) -> np.ndarray:
+def prompt_image(
+    prompts: np.ndarray, mean: float = motion_prompt.DEFAULT_MEAN, std: float = motion_prompt.DEFAULT_STD
+) -> np.ndarray:
     """Prompts un-standardised for display, P std + mean = mean + A (x - mean). (..., 3) float -> uint8."""
     return np.clip(np.rint((np.asarray(prompts) * std + mean) * 255.0), 0, 255).astype(np.uint8)
 
@@ -136,4 +156,3 @@ def curve_title(curve: Curve, pn: str) -> str:
     if curve.per_pixel:
         return f"{formula}, per pixel: mean and 10–90%\nof pixels; mean {values}"
     return f"{formula}\n{values}"
-

@@ -12,10 +12,11 @@ The class names come from --class_names, else `config.data.class_names`, else 'c
 `config.model.num_classes`. The checkpoint's head must have that many classes; a model with the motion prompt
 layer needs a checkpoint that has its parameters (else --config.model.use_vmp=False).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 from absl import flags, logging
@@ -33,12 +34,16 @@ def class_names(config, path: str) -> list[str]:
     if path:
         names = manifest.read_class_names(path)
         if config.model.num_classes and config.model.num_classes != len(names):
-            raise ValueError(f"config.model.num_classes={config.model.num_classes}: the class names file {path} "
-                             f"has {len(names)} names")
+            raise ValueError(
+                f"config.model.num_classes={config.model.num_classes}: the class names file {path} "
+                f"has {len(names)} names"
+            )
         return names
     if config.model.num_classes < 1:
-        raise ValueError("the number of classes is unknown: give --class_names FILE, --config.data.class_names or "
-                         "--config.model.num_classes")
+        raise ValueError(
+            "the number of classes is unknown: give --class_names FILE, --config.data.class_names or "
+            "--config.model.num_classes"
+        )
     return [f"class_{i}" for i in range(config.model.num_classes)]
 
 
@@ -50,13 +55,15 @@ def input_shape(config) -> tuple[int, tuple[int, int]]:
     return num_frames, (config.data.crop_size, config.data.crop_size)
 
 
-def import_checkpoint(checkpoint: str, config, out: str, names: list[str], platforms=export.DEFAULT_PLATFORMS,
-                      log=print) -> dict[str, str]:
+def import_checkpoint(
+    checkpoint: str, config, out: str, names: list[str], platforms=export.DEFAULT_PLATFORMS, log=print
+) -> dict[str, str]:
     """Writes the bundle of the module docstring for `checkpoint` read as `config`'s model; {what: path}."""
     here = jax.export.default_export_platform()
     if here not in platforms:
-        raise ValueError(f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the artifact is "
-                         "checked; add it")
+        raise ValueError(
+            f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the artifact is checked; add it"
+        )
     factory.import_backbone_module(config.model)
     backbone = config.model.backbone
     num_frames, frame_size = input_shape(config)
@@ -66,39 +73,59 @@ def import_checkpoint(checkpoint: str, config, out: str, names: list[str], platf
     state_dict = torch_io.load_torch_checkpoint(checkpoint)
     _, vmp = classifier.split_vmp(registry.entry(backbone).load_converter(), state_dict)
     if config.model.use_vmp and not vmp:
-        raise ValueError(f"{checkpoint} has no motion prompt parameters but the config's model has the layer: add "
-                         "--config.model.use_vmp=False for a backbone-only checkpoint")
-    variables = classifier.load_pretrained_backbone(init, state_dict, backbone, factory.backbone_kwargs(config.model),
-                                                    new_head=False)
+        raise ValueError(
+            f"{checkpoint} has no motion prompt parameters but the config's model has the layer: add "
+            "--config.model.use_vmp=False for a backbone-only checkpoint"
+        )
+    variables = classifier.load_pretrained_backbone(
+        init, state_dict, backbone, factory.backbone_kwargs(config.model), new_head=False
+    )
     variables = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
     os.makedirs(out, exist_ok=True)
     run = trained_run.make_trained_run(
-        out, 0, config, model, variables, {"class_names": names, "num_frames": num_frames, "frame_size": frame_size})
-    written = {"bundle": export.write_bundle(run, out), "config": os.path.join(out, trained_run.CONFIG),
-               "run_info": os.path.join(out, trained_run.RUN_INFO)}
+        out, 0, config, model, variables, {"class_names": names, "num_frames": num_frames, "frame_size": frame_size}
+    )
+    written = {
+        "bundle": export.write_bundle(run, out),
+        "config": os.path.join(out, trained_run.CONFIG),
+        "run_info": os.path.join(out, trained_run.RUN_INFO),
+    }
     exported = export.export_logits(model, run.variables, num_frames, frame_size, platforms)
     written["jax_export"] = os.path.join(out, export.EXPORTED)
     with open(written["jax_export"], "wb") as f:
         f.write(exported.serialize())
     error = export.check_exported(exported, model, run.variables)
-    log(f"{out}: {backbone} from {checkpoint}" + (f" with motion prompt {', '.join(sorted(vmp))}" if vmp else "")
+    log(
+        f"{out}: {backbone} from {checkpoint}"
+        + (f" with motion prompt {', '.join(sorted(vmp))}" if vmp else "")
         + f"; {len(names)} classes, clips ({num_frames}, {frame_size[0]}, {frame_size[1]}, 3); "
-        f"{export.EXPORTED} reproduces the model (max difference {error:.1e} of the logit scale)")
+        f"{export.EXPORTED} reproduces the model (max difference {error:.1e} of the logit scale)"
+    )
     return written
 
 
 def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = None) -> None:
     define = dict(flag_values=flag_values)
-    config_flags.DEFINE_config_file("config", None, "The training config describing the checkpoint's model.",
-                                    lock_config=True, flag_values=flag_values, sys_argv=argv)
-    flags.DEFINE_string("checkpoint", None, "PyTorch checkpoint (.pyth/.pt/.pth/.bin/.safetensors).", required=True,
-                        **define)
-    flags.DEFINE_string("out", None, "Output directory (created; existing files are replaced).", required=True,
-                        **define)
-    flags.DEFINE_string("class_names", "", "File with one class name per line (default: config.data.class_names).",
-                        **define)
-    flags.DEFINE_list("platforms", list(export.DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.",
-                      **define)
+    config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "The training config describing the checkpoint's model.",
+        lock_config=True,
+        flag_values=flag_values,
+        sys_argv=argv,
+    )
+    flags.DEFINE_string(
+        "checkpoint", None, "PyTorch checkpoint (.pyth/.pt/.pth/.bin/.safetensors).", required=True, **define
+    )
+    flags.DEFINE_string(
+        "out", None, "Output directory (created; existing files are replaced).", required=True, **define
+    )
+    flags.DEFINE_string(
+        "class_names", "", "File with one class name per line (default: config.data.class_names).", **define
+    )
+    flags.DEFINE_list(
+        "platforms", list(export.DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define
+    )
     flags.mark_flag_as_required("config", flag_values=flag_values)
 
 
@@ -108,8 +135,14 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> None:
     logging.set_verbosity(logging.WARNING)
     config = flag_values.config
     out = os.path.abspath(cli.output_dir(flag_values.out, "out"))
-    import_checkpoint(flag_values.checkpoint, config, out, class_names(config, flag_values.class_names),
-                      tuple(p for p in flag_values.platforms if p), log=cli.say)
+    import_checkpoint(
+        flag_values.checkpoint,
+        config,
+        out,
+        class_names(config, flag_values.class_names),
+        tuple(p for p in flag_values.platforms if p),
+        log=cli.say,
+    )
 
 
 def main(argv: Sequence[str]) -> int:

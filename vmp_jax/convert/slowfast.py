@@ -17,9 +17,11 @@ slowfast_fusion_conv_stride=(alpha, 1, 1))`.
 The converter of the 'slowfast' backbone (`KEY_FORMATS`, `from_torch`, `to_torch`, `key_format`; see
 `vmp_jax.models.registry`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,9 +34,16 @@ KEY_FORMATS = ("pytorchvideo", "pyslowfast")
 _BN_SUFFIX = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 _PATHWAYS = ("slow", "fast")
 _BLOCK_PARTS = ("branch1_conv", "branch1_norm", "conv_a", "norm_a", "conv_b", "norm_b", "conv_c", "norm_c")
-_PYSLOWFAST_PARTS = {"branch1_conv": "branch1", "branch1_norm": "branch1_bn", "conv_a": "branch2.a",
-                     "norm_a": "branch2.a_bn", "conv_b": "branch2.b", "norm_b": "branch2.b_bn", "conv_c": "branch2.c",
-                     "norm_c": "branch2.c_bn"}
+_PYSLOWFAST_PARTS = {
+    "branch1_conv": "branch1",
+    "branch1_norm": "branch1_bn",
+    "conv_a": "branch2.a",
+    "norm_a": "branch2.a_bn",
+    "conv_b": "branch2.b",
+    "norm_b": "branch2.b_bn",
+    "conv_c": "branch2.c",
+    "norm_c": "branch2.c_bn",
+}
 
 
 def _module_names(depths: Sequence[int], key_format: str) -> Iterator[tuple[tuple[str, ...], str, str]]:
@@ -51,22 +60,27 @@ def _module_names(depths: Sequence[int], key_format: str) -> Iterator[tuple[tupl
     for s, depth in enumerate(depths):
         for p, pathway in enumerate(_PATHWAYS):
             for j in range(depth):
-                block = (f"blocks.{s + 1}.multipathway_blocks.{p}.res_blocks.{j}" if pv
-                         else f"s{s + 2}.pathway{p}_res{j}")
+                block = (
+                    f"blocks.{s + 1}.multipathway_blocks.{p}.res_blocks.{j}" if pv else f"s{s + 2}.pathway{p}_res{j}"
+                )
                 # Block 0 of every stage changes the width (and from res3 on the size): a projection shortcut.
                 for part in _BLOCK_PARTS if j == 0 else _BLOCK_PARTS[2:]:
                     if pv:
                         theirs = part if part.startswith("branch1") else f"branch2.{part}"
                     else:
                         theirs = _PYSLOWFAST_PARTS[part]
-                    yield (f"{pathway}_res{s + 2}_block{j}", part), f"{block}.{theirs}", \
-                        "bn" if "norm" in part else "conv"
+                    yield (
+                        (f"{pathway}_res{s + 2}_block{j}", part),
+                        f"{block}.{theirs}",
+                        "bn" if "norm" in part else "conv",
+                    )
     yield ("head_proj",), ("blocks.6.proj" if pv else "head.projection"), "linear"
 
 
 def _suffixes(kind: str) -> dict[str, str]:
-    return _BN_SUFFIX if kind == "bn" else {"kernel": "weight"} if kind == "conv" else \
-        {"kernel": "weight", "bias": "bias"}
+    return (
+        _BN_SUFFIX if kind == "bn" else {"kernel": "weight"} if kind == "conv" else {"kernel": "weight", "bias": "bias"}
+    )
 
 
 def detect_format(state_dict: Mapping[str, Any]) -> str:
@@ -76,29 +90,40 @@ def detect_format(state_dict: Mapping[str, Any]) -> str:
         return "pytorchvideo"
     if "s1.pathway0_stem.conv.weight" in sd:
         return "pyslowfast"
-    raise ValueError("state dict has neither 'blocks.0.multipathway_blocks.0.conv.weight' (PyTorchVideo SlowFast) "
-                     f"nor 's1.pathway0_stem.conv.weight' (PySlowFast SlowFast); first keys: {sorted(sd)[:5]}")
+    raise ValueError(
+        "state dict has neither 'blocks.0.multipathway_blocks.0.conv.weight' (PyTorchVideo SlowFast) "
+        f"nor 's1.pathway0_stem.conv.weight' (PySlowFast SlowFast); first keys: {sorted(sd)[:5]}"
+    )
 
 
 def _fields_text(depth, alpha, beta_inv, fusion_kernel, depths, width) -> str:
-    return (f"SlowFast R{depth} (alpha={alpha}, beta_inv={beta_inv}, fusion_kernel={fusion_kernel}, "
-            f"stage_depths={tuple(depths)}, width={width})")
+    return (
+        f"SlowFast R{depth} (alpha={alpha}, beta_inv={beta_inv}, fusion_kernel={fusion_kernel}, "
+        f"stage_depths={tuple(depths)}, width={width})"
+    )
 
 
 def _expected_shapes(num_classes: int, fields: dict) -> dict[str, tuple[int, ...]]:
     """Shapes of our variables for the given fields, from tracing the module (no compile, no arrays)."""
     model = model_lib.SlowFast(num_classes=num_classes, **fields)
     alpha = fields["alpha"]
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, alpha, 32, 32, 3)),
-                                               train=False))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, alpha, 32, 32, 3)), train=False))
     leaves = jax.tree_util.tree_flatten_with_path(shapes)[0]
     return {"/".join(k.key for k in path[1:]): tuple(x.shape) for path, x in leaves}
 
 
-def slowfast_from_torch(state_dict: Mapping[str, Any], depth: int = 50, alpha: int = 4, beta_inv: int = 8,
-                        fusion_kernel: int = 7, fusion_channel_ratio: int = 2, stage_depths: Sequence[int] = (),
-                        width: int = 64, num_classes: int | None = None,
-                        rng: jax.Array | None = None) -> dict[str, dict]:
+def slowfast_from_torch(
+    state_dict: Mapping[str, Any],
+    depth: int = 50,
+    alpha: int = 4,
+    beta_inv: int = 8,
+    fusion_kernel: int = 7,
+    fusion_channel_ratio: int = 2,
+    stage_depths: Sequence[int] = (),
+    width: int = 64,
+    num_classes: int | None = None,
+    rng: jax.Array | None = None,
+) -> dict[str, dict]:
     """PyTorchVideo/PySlowFast SlowFast state dict -> `{'params', 'batch_stats'}` (float32 NumPy) for
     `SlowFast(depth=..., alpha=..., ...)` with the same fields.
 
@@ -127,14 +152,22 @@ def slowfast_from_torch(state_dict: Mapping[str, Any], depth: int = 50, alpha: i
             tree[ours] = w
             flat["/".join((*path, ours))] = w.shape
     ckpt_classes = params["head_proj"]["kernel"].shape[1]
-    fields = dict(depth=depth, alpha=alpha, beta_inv=beta_inv, fusion_kernel=fusion_kernel,
-                  fusion_channel_ratio=fusion_channel_ratio, stage_depths=tuple(stage_depths), width=width)
+    fields = dict(
+        depth=depth,
+        alpha=alpha,
+        beta_inv=beta_inv,
+        fusion_kernel=fusion_kernel,
+        fusion_channel_ratio=fusion_channel_ratio,
+        stage_depths=tuple(stage_depths),
+        width=width,
+    )
     want = _expected_shapes(ckpt_classes, fields)
     differing = sorted(k for k in want if want[k] != flat.get(k))
     if differing:
-        raise ValueError(f"{key_format} state dict does not fit {what}: {len(differing)} entries differ in shape "
-                         "(model vs checkpoint), the first " +
-                         ", ".join(f"{k}: {want[k]} vs {flat.get(k)}" for k in differing[:5]))
+        raise ValueError(
+            f"{key_format} state dict does not fit {what}: {len(differing)} entries differ in shape "
+            "(model vs checkpoint), the first " + ", ".join(f"{k}: {want[k]} vs {flat.get(k)}" for k in differing[:5])
+        )
     if num_classes is not None and num_classes != ckpt_classes:
         if num_classes < 1:
             raise ValueError(f"num_classes={num_classes}; expected a positive int")
@@ -142,14 +175,19 @@ def slowfast_from_torch(state_dict: Mapping[str, Any], depth: int = 50, alpha: i
         hidden = params["head_proj"]["kernel"].shape[0]
         params["head_proj"] = {
             "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
-            "bias": np.zeros((num_classes,), np.float32)}
-        logging.warning("SlowFast checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
-                        ckpt_classes, num_classes)
+            "bias": np.zeros((num_classes,), np.float32),
+        }
+        logging.warning(
+            "SlowFast checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
+            ckpt_classes,
+            num_classes,
+        )
     return {"params": params, "batch_stats": stats}
 
 
-def slowfast_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
-                      as_torch: bool = True) -> dict[str, Any]:
+def slowfast_to_torch(
+    variables: Mapping[str, Any], key_format: str = "pytorchvideo", as_torch: bool = True
+) -> dict[str, Any]:
     """`SlowFast` variables -> a state dict with PyTorchVideo (default) or PySlowFast names, in PyTorch layouts.
 
     The stage depths are read from the variables. `as_torch=True` gives torch tensors (needs torch), loadable

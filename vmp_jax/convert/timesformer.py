@@ -20,7 +20,8 @@ The converter of the 'timesformer' backbone (see `vmp_jax.models.registry`), wit
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from absl import logging
@@ -32,16 +33,31 @@ KEY_FORMATS = ("reference", "huggingface", "vit")
 WRITTEN_FORMATS = ("reference", "huggingface")
 VMP_PREFIX, MODEL_PREFIX = "vmps.", "model."  # the official VMPs model: `model` (TimeSformer) and `vmps` (the layer)
 
-_HF_BLOCK = {"norm1": "layernorm_before", "attn.qkv": "attention.attention.qkv", "attn.proj": "attention.output.dense",
-             "temporal_norm1": "temporal_layernorm", "temporal_attn.qkv": "temporal_attention.attention.qkv",
-             "temporal_attn.proj": "temporal_attention.output.dense", "temporal_fc": "temporal_dense",
-             "norm2": "layernorm_after", "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
-_HF_TOP = {"cls_token": "timesformer.embeddings.cls_token", "pos_embed": "timesformer.embeddings.position_embeddings",
-           "time_embed": "timesformer.embeddings.time_embeddings",
-           "patch_embed.proj": "timesformer.embeddings.patch_embeddings.projection",
-           "norm": "timesformer.layernorm", "head": "classifier"}
-_SUFFIX = {"norm": {"scale": "weight", "bias": "bias"}, "dense": {"kernel": "weight", "bias": "bias"},
-           "conv": {"kernel": "weight", "bias": "bias"}}
+_HF_BLOCK = {
+    "norm1": "layernorm_before",
+    "attn.qkv": "attention.attention.qkv",
+    "attn.proj": "attention.output.dense",
+    "temporal_norm1": "temporal_layernorm",
+    "temporal_attn.qkv": "temporal_attention.attention.qkv",
+    "temporal_attn.proj": "temporal_attention.output.dense",
+    "temporal_fc": "temporal_dense",
+    "norm2": "layernorm_after",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+}
+_HF_TOP = {
+    "cls_token": "timesformer.embeddings.cls_token",
+    "pos_embed": "timesformer.embeddings.position_embeddings",
+    "time_embed": "timesformer.embeddings.time_embeddings",
+    "patch_embed.proj": "timesformer.embeddings.patch_embeddings.projection",
+    "norm": "timesformer.layernorm",
+    "head": "classifier",
+}
+_SUFFIX = {
+    "norm": {"scale": "weight", "bias": "bias"},
+    "dense": {"kernel": "weight", "bias": "bias"},
+    "conv": {"kernel": "weight", "bias": "bias"},
+}
 
 
 def reference_to_hf(name: str) -> str:
@@ -78,15 +94,16 @@ def split_vmp(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     sd = torch_io.unwrap(state_dict)
     vmp = {}
     for prefix in (VMP_PREFIX, "vmp."):
-        vmp.update({k[len(prefix):]: torch_io.to_numpy(v) for k, v in sd.items() if k.startswith(prefix)})
+        vmp.update({k[len(prefix) :]: torch_io.to_numpy(v) for k, v in sd.items() if k.startswith(prefix)})
     rest = {k: v for k, v in sd.items() if not k.startswith((VMP_PREFIX, "vmp."))}
     if rest and all(k.startswith(MODEL_PREFIX) for k in rest):
-        rest = {k[len(MODEL_PREFIX):]: v for k, v in rest.items()}
+        rest = {k[len(MODEL_PREFIX) :]: v for k, v in rest.items()}
     return rest, vmp
 
 
-def join_vmp(state_dict: Mapping[str, np.ndarray], vmp: Mapping[str, np.ndarray],
-             **fields: Any) -> dict[str, np.ndarray]:
+def join_vmp(
+    state_dict: Mapping[str, np.ndarray], vmp: Mapping[str, np.ndarray], **fields: Any
+) -> dict[str, np.ndarray]:
     """A backbone state dict written by `to_torch` (reference names) and the motion prompt's params -> one state
     dict of the reference's whole model, the official VMPs layout: `model.<name>`, and `vmps.m`/`vmps.n` of shape
     (1,) for scalar params (a run without the layer gives `model.<name>` only, the reference's baseline)."""
@@ -105,8 +122,10 @@ def detect_format(state_dict: Mapping[str, Any]) -> str:
         return "huggingface"
     if "cls_token" in sd and "blocks.0.attn.qkv.weight" in sd:
         return "reference" if "time_embed" in sd else "vit"
-    raise ValueError("state dict has neither 'cls_token' with 'blocks.0.attn.qkv.weight' (reference/ViT) nor "
-                     f"'timesformer.embeddings.cls_token' (Hugging Face); first keys: {sorted(sd)[:5]}")
+    raise ValueError(
+        "state dict has neither 'cls_token' with 'blocks.0.attn.qkv.weight' (reference/ViT) nor "
+        f"'timesformer.embeddings.cls_token' (Hugging Face); first keys: {sorted(sd)[:5]}"
+    )
 
 
 def _reference_names(sd: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -145,16 +164,27 @@ def model_fields(state_dict: Mapping[str, Any]) -> dict[str, Any]:
         attention_type = "divided_space_time"
     else:
         attention_type = "joint_space_time" if "time_embed" in sd else "space_only"
-    fields = {"depth": depth, "width": width, "patch_size": patch, "image_size": side * patch,
-              "attention_type": attention_type, "num_classes": sd["head.weight"].shape[0]}
+    fields = {
+        "depth": depth,
+        "width": width,
+        "patch_size": patch,
+        "image_size": side * patch,
+        "attention_type": attention_type,
+        "num_classes": sd["head.weight"].shape[0],
+    }
     if "time_embed" in sd:
         fields["num_frames"] = sd["time_embed"].shape[1]
     return fields
 
 
-def timesformer_from_torch(state_dict: Mapping[str, Any], num_heads: int = 12, *,
-                           attention_type: str | None = None, image_size: int | None = None,
-                           num_frames: int | None = None) -> dict[str, dict]:
+def timesformer_from_torch(
+    state_dict: Mapping[str, Any],
+    num_heads: int = 12,
+    *,
+    attention_type: str | None = None,
+    image_size: int | None = None,
+    num_frames: int | None = None,
+) -> dict[str, dict]:
     """A reference, Hugging Face or ImageNet-ViT state dict -> `{'params'}` of `TimeSformer` (float32 NumPy).
 
     Depth, width, patch size and class count come from the tensors' shapes (`model_fields`); `num_heads` does not
@@ -170,13 +200,18 @@ def timesformer_from_torch(state_dict: Mapping[str, Any], num_heads: int = 12, *
     if found["width"] % num_heads:
         raise ValueError(f"num_heads={num_heads}: expected a divisor of the checkpoint's width {found['width']}")
     if attention_type == "divided_space_time" and found["attention_type"] == "space_only":
-        logging.warning("ViT checkpoint for divided space-time attention: temporal attention and norms copied from "
-                        "the spatial ones, temporal_fc and time_embed zero (the reference's rule).")
+        logging.warning(
+            "ViT checkpoint for divided space-time attention: temporal attention and norms copied from "
+            "the spatial ones, temporal_fc and time_embed zero (the reference's rule)."
+        )
         width = found["width"]
         sd.setdefault("time_embed", np.zeros((1, num_frames or 8, width), np.float32))
         for i in range(found["depth"]):
-            for ours, src in (("temporal_norm1", "norm1"), ("temporal_attn.qkv", "attn.qkv"),
-                              ("temporal_attn.proj", "attn.proj")):
+            for ours, src in (
+                ("temporal_norm1", "norm1"),
+                ("temporal_attn.qkv", "attn.qkv"),
+                ("temporal_attn.proj", "attn.proj"),
+            ):
                 for s in ("weight", "bias"):
                     sd[f"blocks.{i}.{ours}.{s}"] = sd[f"blocks.{i}.{src}.{s}"].copy()
             sd[f"blocks.{i}.temporal_fc.weight"] = np.zeros((width, width), np.float32)
@@ -187,7 +222,8 @@ def timesformer_from_torch(state_dict: Mapping[str, Any], num_heads: int = 12, *
         sd.pop("time_embed", None)
     modules = list(_modules(found["depth"], attention_type))
     expected = list(_embeddings(attention_type)) + [
-        f"{name}.{theirs}" for _, name, kind in modules for theirs in _SUFFIX[kind].values()]
+        f"{name}.{theirs}" for _, name, kind in modules for theirs in _SUFFIX[kind].values()
+    ]
     torch_io.check_keys(f"TimeSformer ({attention_type}) state dict", expected, sd)
 
     params: dict = {}
@@ -246,11 +282,19 @@ def key_format(**_fields: Any) -> str:
     return "reference"
 
 
-def from_torch(state_dict: Mapping[str, Any], *, num_heads: int = 12, attention_type: str = "divided_space_time",
-               image_size: int = 224, num_frames: int = 8, **_other_fields: Any) -> dict[str, dict]:
+def from_torch(
+    state_dict: Mapping[str, Any],
+    *,
+    num_heads: int = 12,
+    attention_type: str = "divided_space_time",
+    image_size: int = 224,
+    num_frames: int = 8,
+    **_other_fields: Any,
+) -> dict[str, dict]:
     """`timesformer_from_torch` for a `TimeSformer` built with these config fields."""
-    return timesformer_from_torch(state_dict, num_heads, attention_type=attention_type, image_size=image_size,
-                                  num_frames=num_frames)
+    return timesformer_from_torch(
+        state_dict, num_heads, attention_type=attention_type, image_size=image_size, num_frames=num_frames
+    )
 
 
 def to_torch(variables: Mapping[str, Any], **fields: Any) -> dict[str, np.ndarray]:

@@ -8,7 +8,8 @@ torch needed). Layouts: PyTorch convs are `(O, I, T, H, W)`, linears `(O, I)`; o
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def unwrap(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     state_dict = dict(state_dict)
     for prefix in KEY_PREFIXES:
         if state_dict and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
     return state_dict
 
 
@@ -46,8 +47,10 @@ def import_torch():
     try:
         import torch  # pylint: disable=import-outside-toplevel
     except ImportError as e:
-        raise ImportError("reading or writing PyTorch checkpoints needs torch: `pip install 'vmp_jax[torch]'` "
-                          "(or `pip install torch`); .safetensors files are read without it") from e
+        raise ImportError(
+            "reading or writing PyTorch checkpoints needs torch: `pip install 'vmp_jax[torch]'` "
+            "(or `pip install torch`); .safetensors files are read without it"
+        ) from e
     return torch
 
 
@@ -55,8 +58,9 @@ def load_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The state dict in a `.pyth`/`.pt`/`.pth`/`.bin` (torch) or `.safetensors` (NumPy, no torch) file, unwrapped."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist; expected a "
-                                f"{'/'.join(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,))} file")
+        raise FileNotFoundError(
+            f"checkpoint {path!r} does not exist; expected a {'/'.join(TORCH_SUFFIXES + (SAFETENSORS_SUFFIX,))} file"
+        )
     if path.endswith(SAFETENSORS_SUFFIX):
         from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
 

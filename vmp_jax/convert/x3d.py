@@ -6,14 +6,17 @@ params scale/bias, running_mean/var -> batch_stats mean/var; `num_batches_tracke
 written as 0 on the way out.
 
 The converter of the 'x3d' backbone (`from_torch`, `to_torch`, `key_format`, `KEY_FORMATS`; see
-`vmp_jax.models.registry`). Two checkpoint families: PyTorchVideo (`blocks.0.conv.conv_t.weight`, ... — note it calls the stem's 1x3x3 spatial
-conv `conv_t` and the 5x1x1 temporal one `conv_xy`) and PySlowFast (`s1.pathway0_stem.conv_xy.weight`,
-`s2.pathway0_res0.branch2.a.weight`, ...). PySlowFast has a BN on the stage-1 block-0 shortcut that PyTorchVideo
-lacks; build `X3D(shortcut_bn_always=True)` for such checkpoints (`detect_format` says which).
+`vmp_jax.models.registry`). Two checkpoint families: PyTorchVideo (`blocks.0.conv.conv_t.weight`, ... — note it
+calls the stem's 1x3x3 spatial conv `conv_t` and the 5x1x1 temporal one `conv_xy`) and PySlowFast
+(`s1.pathway0_stem.conv_xy.weight`, `s2.pathway0_res0.branch2.a.weight`, ...). PySlowFast has a BN on the
+stage-1 block-0 shortcut that PyTorchVideo lacks; build `X3D(shortcut_bn_always=True)` for such checkpoints
+(`detect_format` says which).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -27,8 +30,9 @@ KEY_FORMATS = FORMATS  # the converter interface of vmp_jax.models.registry
 _BN_SUFFIX = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 
 
-def _module_names(variant: str, key_format: str,
-                  shortcut_bn_always: bool) -> Iterator[tuple[tuple[str, ...], str, str]]:
+def _module_names(
+    variant: str, key_format: str, shortcut_bn_always: bool
+) -> Iterator[tuple[tuple[str, ...], str, str]]:
     """Yields (our module path, torch module prefix, kind) for every module with weights."""
     pv = key_format == "pytorchvideo"
     yield ("stem_conv_xy",), ("blocks.0.conv.conv_t" if pv else "s1.pathway0_stem.conv_xy"), "conv"
@@ -40,15 +44,32 @@ def _module_names(variant: str, key_format: str,
             ours = f"stage{s + 1}_block{b}"
             if pv:
                 t, t2 = f"blocks.{s + 1}.res_blocks.{b}", f"blocks.{s + 1}.res_blocks.{b}.branch2"
-                names = {"branch1_conv": f"{t}.branch1_conv", "branch1_norm": f"{t}.branch1_norm",
-                         "conv_a": f"{t2}.conv_a", "norm_a": f"{t2}.norm_a", "conv_b": f"{t2}.conv_b",
-                         "norm_b": f"{t2}.norm_b.0", "fc1": f"{t2}.norm_b.1.block.0", "fc2": f"{t2}.norm_b.1.block.2",
-                         "conv_c": f"{t2}.conv_c", "norm_c": f"{t2}.norm_c"}
+                names = {
+                    "branch1_conv": f"{t}.branch1_conv",
+                    "branch1_norm": f"{t}.branch1_norm",
+                    "conv_a": f"{t2}.conv_a",
+                    "norm_a": f"{t2}.norm_a",
+                    "conv_b": f"{t2}.conv_b",
+                    "norm_b": f"{t2}.norm_b.0",
+                    "fc1": f"{t2}.norm_b.1.block.0",
+                    "fc2": f"{t2}.norm_b.1.block.2",
+                    "conv_c": f"{t2}.conv_c",
+                    "norm_c": f"{t2}.norm_c",
+                }
             else:
                 t, t2 = f"s{s + 2}.pathway0_res{b}", f"s{s + 2}.pathway0_res{b}.branch2"
-                names = {"branch1_conv": f"{t}.branch1", "branch1_norm": f"{t}.branch1_bn",
-                         "conv_a": f"{t2}.a", "norm_a": f"{t2}.a_bn", "conv_b": f"{t2}.b", "norm_b": f"{t2}.b_bn",
-                         "fc1": f"{t2}.se.fc1", "fc2": f"{t2}.se.fc2", "conv_c": f"{t2}.c", "norm_c": f"{t2}.c_bn"}
+                names = {
+                    "branch1_conv": f"{t}.branch1",
+                    "branch1_norm": f"{t}.branch1_bn",
+                    "conv_a": f"{t2}.a",
+                    "norm_a": f"{t2}.a_bn",
+                    "conv_b": f"{t2}.b",
+                    "norm_b": f"{t2}.b_bn",
+                    "fc1": f"{t2}.se.fc1",
+                    "fc2": f"{t2}.se.fc2",
+                    "conv_c": f"{t2}.c",
+                    "norm_c": f"{t2}.c_bn",
+                }
             block_in = dim_in if b == 0 else width
             if b == 0:  # the first block of every stage has stride 2, hence a projection shortcut
                 yield (ours, "branch1_conv"), names["branch1_conv"], "pointwise"
@@ -77,8 +98,10 @@ def detect_format(state_dict: Mapping[str, Any]) -> tuple[str, bool]:
         return "pytorchvideo", "blocks.1.res_blocks.0.branch1_norm.weight" in sd
     if "s1.pathway0_stem.conv_xy.weight" in sd:
         return "pyslowfast", "s2.pathway0_res0.branch1_bn.weight" in sd
-    raise ValueError("state dict has neither 'blocks.0.conv.conv_t.weight' (PyTorchVideo) nor "
-                     f"'s1.pathway0_stem.conv_xy.weight' (PySlowFast); first keys: {sorted(sd)[:5]}")
+    raise ValueError(
+        "state dict has neither 'blocks.0.conv.conv_t.weight' (PyTorchVideo) nor "
+        f"'s1.pathway0_stem.conv_xy.weight' (PySlowFast); first keys: {sorted(sd)[:5]}"
+    )
 
 
 def _from_torch_layout(w: np.ndarray, kind: str) -> np.ndarray:
@@ -106,8 +129,11 @@ def _suffixes(kind: str) -> dict[str, str]:
     """Our variable name -> PyTorch's, for one module of `kind`."""
     if kind == "bn":
         return _BN_SUFFIX
-    return {"kernel": "weight"} if kind in ("conv", "depthwise", "pointwise", "linear_nobias") else \
-        {"kernel": "weight", "bias": "bias"}
+    return (
+        {"kernel": "weight"}
+        if kind in ("conv", "depthwise", "pointwise", "linear_nobias")
+        else {"kernel": "weight", "bias": "bias"}
+    )
 
 
 def _set(tree: dict, path: tuple[str, ...], value: np.ndarray) -> None:
@@ -116,8 +142,9 @@ def _set(tree: dict, path: tuple[str, ...], value: np.ndarray) -> None:
     tree[path[-1]] = value
 
 
-def x3d_from_torch(state_dict: Mapping[str, Any], variant: str = "s", num_classes: int | None = None,
-                   rng: jax.Array | None = None) -> dict[str, dict]:
+def x3d_from_torch(
+    state_dict: Mapping[str, Any], variant: str = "s", num_classes: int | None = None, rng: jax.Array | None = None
+) -> dict[str, dict]:
     """PyTorchVideo/PySlowFast X3D state dict -> `{'params', 'batch_stats'}` for `X3D(variant, ...)` (float32 NumPy).
 
     Values may be NumPy arrays or torch tensors; the format is auto-detected (see `detect_format`, which also says
@@ -147,9 +174,13 @@ def x3d_from_torch(state_dict: Mapping[str, Any], variant: str = "s", num_classe
         hidden = params["head_proj"]["kernel"].shape[0]
         params["head_proj"] = {
             "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
-            "bias": np.zeros((num_classes,), np.float32)}
-        logging.warning("X3D checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
-                     ckpt_classes, num_classes)
+            "bias": np.zeros((num_classes,), np.float32),
+        }
+        logging.warning(
+            "X3D checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
+            ckpt_classes,
+            num_classes,
+        )
     return {"params": params, "batch_stats": stats}
 
 
@@ -161,8 +192,9 @@ def _check_shapes(params: dict, variant: str) -> None:
         raise ValueError(f"stage4_block0.conv_c kernel has shape {got}; X3D-{variant.upper()} expects {want}")
 
 
-def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
-                 as_torch: bool = True) -> dict[str, Any]:
+def x3d_to_torch(
+    variables: Mapping[str, Any], key_format: str = "pytorchvideo", as_torch: bool = True
+) -> dict[str, Any]:
     """`X3D` variables -> a state dict with PyTorchVideo (default) or PySlowFast names, in PyTorch layouts.
 
     The variant and shortcut-BN switch are read from the variables. `as_torch=True` gives torch tensors (needs torch)
@@ -178,8 +210,10 @@ def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
         raise ValueError(f"variables have stage depths {depths}; expected one of {sorted(by_depths)}")
     shortcut_bn = "branch1_norm" in params["stage1_block0"]
     if shortcut_bn and key_format == "pytorchvideo":
-        raise ValueError("variables have a BN on the stage-1 block-0 shortcut (shortcut_bn_always=True), which "
-                         "PyTorchVideo's X3D lacks; export with key_format='pyslowfast'")
+        raise ValueError(
+            "variables have a BN on the stage-1 block-0 shortcut (shortcut_bn_always=True), which "
+            "PyTorchVideo's X3D lacks; export with key_format='pyslowfast'"
+        )
     out: dict[str, Any] = {}
     for path, prefix, kind in _module_names(variant, key_format, shortcut_bn):
         p = params
@@ -193,8 +227,9 @@ def x3d_to_torch(variables: Mapping[str, Any], key_format: str = "pytorchvideo",
                 out[f"{prefix}.{theirs}"] = np.asarray(s[ours] if ours in ("mean", "var") else p[ours], np.float32)
             out[f"{prefix}.num_batches_tracked"] = np.zeros((), np.int64)
             continue
-        out[f"{prefix}.weight"] = _to_torch_layout(np.asarray(p["kernel"], np.float32), kind,
-                                                   _torch_kernel_ndim(kind, prefix))
+        out[f"{prefix}.weight"] = _to_torch_layout(
+            np.asarray(p["kernel"], np.float32), kind, _torch_kernel_ndim(kind, prefix)
+        )
         if "bias" in p:
             out[f"{prefix}.bias"] = np.asarray(p["bias"], np.float32)
     return torch_io.tensors(out) if as_torch else out
@@ -205,14 +240,17 @@ def key_format(*, shortcut_bn_always: bool = False, **_other_fields: Any) -> str
     return "pyslowfast" if shortcut_bn_always else "pytorchvideo"
 
 
-def from_torch(state_dict: Mapping[str, Any], *, variant: str = "s", shortcut_bn_always: bool = False,
-               **_other_fields: Any) -> dict[str, dict]:
+def from_torch(
+    state_dict: Mapping[str, Any], *, variant: str = "s", shortcut_bn_always: bool = False, **_other_fields: Any
+) -> dict[str, dict]:
     """The registry's converter entry: `x3d_from_torch` for an `X3D(variant, shortcut_bn_always=...)` model; a
     checkpoint of the other shortcut-BN family raises ValueError naming the config key to change."""
     key_format, checkpoint_bn = detect_format(state_dict)
     if checkpoint_bn != shortcut_bn_always:
-        raise ValueError(f"X3D {key_format} checkpoint does not fit the model: checkpoint has shortcut_bn_always="
-                         f"{checkpoint_bn}, model {shortcut_bn_always} (config.model.x3d.shortcut_bn_always)")
+        raise ValueError(
+            f"X3D {key_format} checkpoint does not fit the model: checkpoint has shortcut_bn_always="
+            f"{checkpoint_bn}, model {shortcut_bn_always} (config.model.x3d.shortcut_bn_always)"
+        )
     return x3d_from_torch(state_dict, variant=variant)
 
 

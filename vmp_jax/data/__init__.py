@@ -10,6 +10,7 @@ Public API (the trainer codes against these):
   MultiViewAccumulator(num_classes, num_views)  .update(logits, video_index, label, mask) / .result()
   ProceduralMotionSource(num_examples, num_frames, height, width, num_classes, seed, ...)
 """
+
 from vmp_jax.data.builders import DataSplits, default_data_config, make_datasets
 from vmp_jax.data.multiview import MultiViewAccumulator, save_confusion_png
 from vmp_jax.data.pipeline import eval_dataset, train_dataset
@@ -17,6 +18,13 @@ from vmp_jax.data.procedural import ProceduralMotionSource
 from vmp_jax.data.transforms import standardize
 
 __all__ = [
-    "DataSplits", "default_data_config", "make_datasets", "MultiViewAccumulator", "save_confusion_png",
-    "eval_dataset", "train_dataset", "ProceduralMotionSource", "standardize",
+    "DataSplits",
+    "default_data_config",
+    "make_datasets",
+    "MultiViewAccumulator",
+    "save_confusion_png",
+    "eval_dataset",
+    "train_dataset",
+    "ProceduralMotionSource",
+    "standardize",
 ]

@@ -4,6 +4,7 @@ Importing this package imports every module in it, so a backbone file dropped in
 itself with no edit elsewhere; backbones outside the package register when their module is imported (see
 `config.model.backbone_module`).
 """
+
 import importlib
 import pkgutil
 
@@ -17,5 +18,15 @@ from vmp_jax.models.x3d import X3D, native_input, stage_depths
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["BACKBONES", "VideoClassifier", "TinyVideoNet", "X3D", "native_input", "register_backbone",
-           "registered_backbone", "SlowFast", "stage_depths", "TimeSformer"]
+__all__ = [
+    "BACKBONES",
+    "VideoClassifier",
+    "TinyVideoNet",
+    "X3D",
+    "native_input",
+    "register_backbone",
+    "registered_backbone",
+    "SlowFast",
+    "stage_depths",
+    "TimeSformer",
+]

@@ -3,9 +3,11 @@
 Backbones join through `vmp_jax.models.registry.register_backbone` (the module contract is described there); the
 classifier looks them up by name and knows none of them.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -28,6 +30,7 @@ class VideoClassifier(nn.Module):
     T prompts for the backbone (submodule 'backbone'); without it the frames go to the backbone as given and the
     variation is 0.0. `backbone_kwargs`/`vmp_kwargs`: mapping or tuple of (name, value) pairs, passed through.
     """
+
     num_classes: int
     backbone: str
     backbone_kwargs: Any = ()
@@ -46,7 +49,14 @@ class VideoClassifier(nn.Module):
         backbone = registry.entry(self.backbone).module
         variation = jnp.zeros((), jnp.float32)
         if self.use_vmp:
-            frames, variation = VideoMotionPrompt(**{"dtype": self.dtype, **_as_dict(self.vmp_kwargs)}, name="vmp")(frames)
-        net = backbone(num_classes=self.num_classes, dtype=self.dtype,
-                       bn_axis_name=self.bn_axis_name, **_as_dict(self.backbone_kwargs), name="backbone")
+            frames, variation = VideoMotionPrompt(**{"dtype": self.dtype, **_as_dict(self.vmp_kwargs)}, name="vmp")(
+                frames
+            )
+        net = backbone(
+            num_classes=self.num_classes,
+            dtype=self.dtype,
+            bn_axis_name=self.bn_axis_name,
+            **_as_dict(self.backbone_kwargs),
+            name="backbone",
+        )
         return net(frames, train=train), variation

@@ -34,8 +34,11 @@ def vmp_kwargs(vmp_config: Any) -> dict:
         "n_init": normal_init(vmp_config.n_init_mean, vmp_config.n_init_std),
         "pn": vmp_config.pn,
         # pn_init_value 0 keeps the PN's default coefficient; the spread is in log space, where it is learned
-        "pn_init": (normal_init(math.log(vmp_config.pn_init_value), vmp_config.pn_init_log_std)
-                    if vmp_config.pn_init_value > 0 else None),
+        "pn_init": (
+            normal_init(math.log(vmp_config.pn_init_value), vmp_config.pn_init_log_std)
+            if vmp_config.pn_init_value > 0
+            else None
+        ),
     }
 
 
@@ -65,8 +68,11 @@ def bn_sync_axis(scope: str, batch_axes: str | tuple[str, ...] | None) -> str | 
     return batch_axes
 
 
-def build_model(model_config: Any, num_classes: int, bn_axis_name: str | tuple[str, ...] | None = None,
-                ) -> VideoClassifier:
+def build_model(
+    model_config: Any,
+    num_classes: int,
+    bn_axis_name: str | tuple[str, ...] | None = None,
+) -> VideoClassifier:
     """The classifier described by `config.model`; BatchNorm syncs over the mapped axes `bn_axis_name` the batch is
     split over, narrowed by `config.model.bn_sync` (`bn_sync_axis`)."""
     import_backbone_module(model_config)
@@ -98,5 +104,4 @@ def init_variables(model: nn.Module, rng: jax.Array, input_shape: tuple[int, ...
     """Model variables for clips of `input_shape` (1, T+1, H, W, 3); 'batch_stats' only when the model has BN."""
     params_rng, dropout_rng = jax.random.split(rng)
     # train=False: BatchNorm uses its running averages, so no mapped axis is needed outside shard_map.
-    return model.init({"params": params_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32),
-                      train=False)
+    return model.init({"params": params_rng, "dropout": dropout_rng}, jnp.zeros(input_shape, jnp.float32), train=False)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import flax.linen as nn
 
@@ -58,8 +59,10 @@ class Backbone:
             if field.name in CLASSIFIER_FIELDS or not field.init:
                 continue
             if field.default is dataclasses.MISSING or not isinstance(field.default, CONFIG_TYPES):
-                raise ValueError(f"backbone {self.name!r}: field {self.module.__name__}.{field.name} needs a default "
-                                 f"of type {', '.join(t.__name__ for t in CONFIG_TYPES)} to be a config key")
+                raise ValueError(
+                    f"backbone {self.name!r}: field {self.module.__name__}.{field.name} needs a default "
+                    f"of type {', '.join(t.__name__ for t in CONFIG_TYPES)} to be a config key"
+                )
             out[field.name] = field.default
         return out
 
@@ -76,10 +79,16 @@ BACKBONES: dict[str, type[nn.Module]] = {}  # name -> module class (the short vi
 _ENTRIES: dict[str, Backbone] = {}
 
 
-def register_backbone(name: str, *, validate: Validate | None = None, converter: Any = None,
-                      head: tuple[str, ...] = (), uses_batchnorm: bool = True,
-                      ) -> Callable[[type[nn.Module]], type[nn.Module]]:
+def register_backbone(
+    name: str,
+    *,
+    validate: Validate | None = None,
+    converter: Any = None,
+    head: tuple[str, ...] = (),
+    uses_batchnorm: bool = True,
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a backbone under `name` (see `Backbone`); a name can be registered once."""
+
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         if name in BACKBONES and BACKBONES[name] is not cls:
             raise ValueError(f"backbone name {name!r} is already registered to {BACKBONES[name].__name__}")
@@ -88,6 +97,7 @@ def register_backbone(name: str, *, validate: Validate | None = None, converter:
         BACKBONES[name] = cls
         _ENTRIES[name] = entry
         return cls
+
     return add
 
 

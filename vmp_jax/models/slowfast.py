@@ -16,9 +16,11 @@ shapes at 112²): the fast stem 28x and the strided 7x1x1 fusion 32x faster, a s
 Like our X3D, the head averages over all of T, H, W where PyTorchVideo's `AvgPool3d` has a kernel fixed from the
 native 32x224² input: identical at the native size, one prediction per clip at any other.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -65,8 +67,9 @@ def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
     out = None
     for i in range(3):
         for j in range(3):
-            window = lax.slice(xp, (0, 0, i, j, 0), (b, t, i + 2 * (oh - 1) + 1, j + 2 * (ow - 1) + 1, c),
-                               (1, 1, 2, 2, 1))
+            window = lax.slice(
+                xp, (0, 0, i, j, 0), (b, t, i + 2 * (oh - 1) + 1, j + 2 * (ow - 1) + 1, c), (1, 1, 2, 2, 1)
+            )
             out = window if out is None else jnp.maximum(out, window)
     return out
 
@@ -74,6 +77,7 @@ def max_pool_3x3_s2(x: jnp.ndarray) -> jnp.ndarray:
 class Conv(nn.Module):
     """A 3-D conv with PyTorch padding k//2, no bias, run as matmuls and 2-D convs (module docstring).
     x: (B, T, H, W, Cin) -> (B, T', H', W', features); kernel param (kt, kh, kw, Cin, features)."""
+
     features: int
     kernel_size: Sequence[int] = (1, 1, 1)
     strides: Sequence[int] = (1, 1, 1)
@@ -95,13 +99,15 @@ class Conv(nn.Module):
 
 def _bn(train: bool, dtype: Dtype, axis_name: str | None, name: str) -> nn.BatchNorm:
     # PyTorch momentum 0.1 == Flax momentum 0.9 (weight of the old running value); eps 1e-5 as in both references.
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                        axis_name=axis_name, name=name)
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, axis_name=axis_name, name=name
+    )
 
 
 class Bottleneck(nn.Module):
     """kt x 1 x 1 conv_a -> BN -> ReLU -> 1x3x3 conv_b (spatial stride) -> BN -> ReLU -> 1x1x1 conv_c -> BN,
     + shortcut (1x1x1 conv + BN when the shape changes), ReLU. x: (B, T, H, W, C) -> (B, T, H', W', width)."""
+
     width: int
     inner: int
     temporal_kernel: int
@@ -115,8 +121,7 @@ class Bottleneck(nn.Module):
         s = self.spatial_stride
         shortcut = x
         if x.shape[-1] != self.width or s > 1:
-            shortcut = bn("branch1_norm")(Conv(self.width, strides=(1, s, s), dtype=self.dtype,
-                                               name="branch1_conv")(x))
+            shortcut = bn("branch1_norm")(Conv(self.width, strides=(1, s, s), dtype=self.dtype, name="branch1_conv")(x))
         y = Conv(self.inner, (self.temporal_kernel, 1, 1), dtype=self.dtype, name="conv_a")(x)
         y = nn.relu(bn("norm_a")(y))
         y = Conv(self.inner, (1, 3, 3), (1, s, s), dtype=self.dtype, name="conv_b")(y)
@@ -148,23 +153,29 @@ def validate(fields, input_shape: tuple[int, int, int]) -> None:
     alpha, beta_inv, width = get("alpha", 4), get("beta_inv", 8), get("width", 64)
     num_frames, height, frame_width = input_shape
     if alpha < 1 or num_frames % alpha:
-        raise ValueError(f"num_frames={num_frames} with config.model.slowfast.alpha={alpha}: SlowFast needs T a "
-                         "multiple of alpha (the slow pathway takes every alpha-th frame); change num_frames or "
-                         "config.model.slowfast.alpha")
+        raise ValueError(
+            f"num_frames={num_frames} with config.model.slowfast.alpha={alpha}: SlowFast needs T a "
+            "multiple of alpha (the slow pathway takes every alpha-th frame); change num_frames or "
+            "config.model.slowfast.alpha"
+        )
     depths = tuple(get("stage_depths", ()))
     if depths and (len(depths) != 4 or min(depths) < 1):
-        raise ValueError(f"config.model.slowfast.stage_depths={depths}: expected 4 positive ints (res2..res5), "
-                         "or () for the depth's")
+        raise ValueError(
+            f"config.model.slowfast.stage_depths={depths}: expected 4 positive ints (res2..res5), or () for the depth's"
+        )
     if not depths and get("depth", 50) not in DEPTHS:
         raise ValueError(f"config.model.slowfast.depth={get('depth', 50)!r}: expected one of {sorted(DEPTHS)}")
     if beta_inv < 1 or width % beta_inv:
-        raise ValueError(f"config.model.slowfast.width={width} is not a multiple of "
-                         f"config.model.slowfast.beta_inv={beta_inv}")
+        raise ValueError(
+            f"config.model.slowfast.width={width} is not a multiple of config.model.slowfast.beta_inv={beta_inv}"
+        )
     if get("fusion_kernel", 7) % 2 != 1:
         raise ValueError(f"config.model.slowfast.fusion_kernel={get('fusion_kernel', 7)}: expected an odd size")
     if min(height, frame_width) < 32:
-        raise ValueError(f"frames of {height}x{frame_width} for SlowFast: expected H, W >= 32 (its total stride); "
-                         "set the data's frame size (e.g. config.data.crop_size) to at least 32")
+        raise ValueError(
+            f"frames of {height}x{frame_width} for SlowFast: expected H, W >= 32 (its total stride); "
+            "set the data's frame size (e.g. config.data.crop_size) to at least 32"
+        )
 
 
 @register_backbone("slowfast", validate=validate, converter="vmp_jax.convert.slowfast", head=("head_proj",))
@@ -177,6 +188,7 @@ class SlowFast(nn.Module):
     `dtype` is the compute dtype; parameters and BN statistics stay float32. `bn_axis_name` syncs BN statistics
     over a mapped axis (e.g. 'data' inside `jax.shard_map`).
     """
+
     num_classes: int = 400
     depth: int = 50
     alpha: int = 4
@@ -193,8 +205,17 @@ class SlowFast(nn.Module):
     def __call__(self, clips, train: bool):
         if clips.ndim != 5 or clips.shape[-1] != 3:
             raise ValueError(f"clips have shape {clips.shape}; expected (B, T, H, W, 3)")
-        validate({"alpha": self.alpha, "beta_inv": self.beta_inv, "width": self.width, "depth": self.depth,
-                  "stage_depths": self.stage_depths, "fusion_kernel": self.fusion_kernel}, clips.shape[1:4])
+        validate(
+            {
+                "alpha": self.alpha,
+                "beta_inv": self.beta_inv,
+                "width": self.width,
+                "depth": self.depth,
+                "stage_depths": self.stage_depths,
+                "fusion_kernel": self.fusion_kernel,
+            },
+            clips.shape[1:4],
+        )
         depths = stage_depths(self.depth, self.stage_depths)
         bn = lambda name: _bn(train, self.dtype, self.bn_axis_name, name)
         x = clips.astype(self.dtype)
@@ -208,28 +229,38 @@ class SlowFast(nn.Module):
             pathways[p] = max_pool_3x3_s2(y)
         slow, fast = self._fuse(0, pathways["slow"], pathways["fast"], train)
         for s, depth in enumerate(depths):
-            out = 4 * self.width * 2 ** s
+            out = 4 * self.width * 2**s
             for p, temporal in (("slow", SLOW_TEMPORAL), ("fast", FAST_TEMPORAL)):
                 y = slow if p == "slow" else fast
                 width = out if p == "slow" else out // self.beta_inv
                 for j in range(depth):
-                    y = Bottleneck(width, width // 4, temporal[s], spatial_stride=2 if s > 0 and j == 0 else 1,
-                                   dtype=self.dtype, bn_axis_name=self.bn_axis_name,
-                                   name=f"{p}_res{s + 2}_block{j}")(y, train)
+                    y = Bottleneck(
+                        width,
+                        width // 4,
+                        temporal[s],
+                        spatial_stride=2 if s > 0 and j == 0 else 1,
+                        dtype=self.dtype,
+                        bn_axis_name=self.bn_axis_name,
+                        name=f"{p}_res{s + 2}_block{j}",
+                    )(y, train)
                 slow, fast = (y, fast) if p == "slow" else (slow, y)
             if s < 3:
                 slow, fast = self._fuse(s + 1, slow, fast, train)
         pooled = [jnp.mean(y.astype(jnp.float32), axis=(1, 2, 3)) for y in (slow, fast)]
         x = jnp.concatenate(pooled, axis=-1).astype(self.dtype)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01), dtype=self.dtype,
-                     name="head_proj")(x)
+        x = nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01), dtype=self.dtype, name="head_proj")(x)
         return x.astype(jnp.float32)
 
     def _fuse(self, k: int, slow, fast, train: bool):
         """Fast -> slow lateral connection k: fusion_kernel x 1 x 1 conv with temporal stride alpha, BN, ReLU,
         concatenated onto the slow pathway's channels."""
-        f = Conv(fast.shape[-1] * self.fusion_channel_ratio, (self.fusion_kernel, 1, 1), (self.alpha, 1, 1),
-                 dtype=self.dtype, name=f"fuse{k}_conv")(fast)
+        f = Conv(
+            fast.shape[-1] * self.fusion_channel_ratio,
+            (self.fusion_kernel, 1, 1),
+            (self.alpha, 1, 1),
+            dtype=self.dtype,
+            name=f"fuse{k}_conv",
+        )(fast)
         f = nn.relu(_bn(train, self.dtype, self.bn_axis_name, f"fuse{k}_norm")(f))
         return jnp.concatenate([slow, f.astype(slow.dtype)], axis=-1), fast

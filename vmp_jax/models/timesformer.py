@@ -43,7 +43,7 @@ def nearest_indices(size_in: int, size_out: int) -> np.ndarray:
 def resize_pos_embed(pos_embed: jax.Array, grid: tuple[int, int]) -> jax.Array:
     """(1, 1+P*P, D) -> (1, 1+h*w, D): the patch part resized as a P x P grid to `grid` (nearest), cls kept."""
     num = pos_embed.shape[1] - 1
-    side = int(round(num ** 0.5))
+    side = int(round(num**0.5))
     if side * side != num:
         raise ValueError(f"pos_embed has {num} patch positions; resizing needs a square grid")
     rows, cols = nearest_indices(side, grid[0]), nearest_indices(side, grid[1])
@@ -156,8 +156,9 @@ def validate(fields: dict[str, Any], input_shape: tuple[int, int, int]) -> None:
         raise ValueError(f"{key}.image_size={fields['image_size']}: expected a multiple of patch_size={patch}")
 
 
-@register_backbone("timesformer", validate=validate, converter="vmp_jax.convert.timesformer", head=("head",),
-                   uses_batchnorm=False)
+@register_backbone(
+    "timesformer", validate=validate, converter="vmp_jax.convert.timesformer", head=("head",), uses_batchnorm=False
+)
 class TimeSformer(nn.Module):
     """clips: (B, T, H, W, 3) standardised float -> logits (B, num_classes) float32.
 
@@ -190,13 +191,15 @@ class TimeSformer(nn.Module):
         if h % p or w % p or h < p:
             raise ValueError(f"clips of {h}x{w} pixels; TimeSformer(patch_size={p}) expects multiples of {p}")
         x = nn.Conv(d, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype, name="patch_embed")(
-            clips.astype(self.dtype).reshape(b * t, h, w, 3))
+            clips.astype(self.dtype).reshape(b * t, h, w, 3)
+        )
         grid = x.shape[1:3]
         x = x.reshape(b, t, grid[0] * grid[1], d)
         num_patches = (self.image_size // p) ** 2
         cls_token = self.param("cls_token", nn.initializers.truncated_normal(INIT_STD), (1, 1, d), jnp.float32)
-        pos_embed = self.param("pos_embed", nn.initializers.truncated_normal(INIT_STD), (1, 1 + num_patches, d),
-                               jnp.float32)
+        pos_embed = self.param(
+            "pos_embed", nn.initializers.truncated_normal(INIT_STD), (1, 1 + num_patches, d), jnp.float32
+        )
         if pos_embed.shape[1] != 1 + x.shape[2]:
             pos_embed = resize_pos_embed(pos_embed, grid)
         pos_embed = pos_embed.astype(self.dtype)
@@ -216,9 +219,16 @@ class TimeSformer(nn.Module):
             block = nn.remat(Block, static_argnums=(3,), policy=getattr(jax.checkpoint_policies, self.remat_policy))
         rates = np.linspace(0.0, self.drop_path_rate, self.depth) if self.depth > 1 else [0.0]
         for i in range(self.depth):
-            cls, x = block(self.num_heads, self.attention_type, self.mlp_ratio, float(rates[i]),
-                           zero_temporal_fc=i > 0, implementation=self.attention_impl, dtype=self.dtype,
-                           name=f"blocks_{i}")(cls, x, train)
+            cls, x = block(
+                self.num_heads,
+                self.attention_type,
+                self.mlp_ratio,
+                float(rates[i]),
+                zero_temporal_fc=i > 0,
+                implementation=self.attention_impl,
+                dtype=self.dtype,
+                name=f"blocks_{i}",
+            )(cls, x, train)
         cls = cls[:, 0]
         if self.attention_type == "space_only":
             cls = jnp.mean(cls.reshape(b, t, d), axis=1)  # the frames' predictions averaged

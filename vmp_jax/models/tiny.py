@@ -34,8 +34,13 @@ class TinyVideoNet(nn.Module):
             x = SpatialConv(width, (3, 3), (2, 2), dtype=self.dtype)(x)
             kernel = self.param(f"depthwise_{width}", nn.initializers.normal(math.sqrt(2.0 / 27)), (3, 3, 3, width))
             x = depthwise_conv3d(x, kernel.astype(self.dtype))
-            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             axis_name=self.bn_axis_name if train else None, dtype=self.dtype)(x)
+            x = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=0.9,
+                epsilon=1e-5,
+                axis_name=self.bn_axis_name if train else None,
+                dtype=self.dtype,
+            )(x)
             x = nn.relu(x)
         x = jnp.mean(x, axis=(1, 2, 3))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

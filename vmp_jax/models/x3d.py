@@ -8,10 +8,12 @@ One deliberate difference: the head averages over all of T, H, W (global pooling
 `AvgPool3d` whose kernel is fixed from the native input size. At native sizes (the pool covers the whole map) the
 two are identical; at other sizes ours still gives one prediction per clip.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -70,6 +72,7 @@ def native_input(variant: str) -> tuple[int, int, int]:
 
 class DepthwiseConv3D(nn.Module):
     """Depthwise 3-D conv, PyTorch padding k//2, no bias. x: (B, T, H, W, C) -> (B, T', H', W', C)."""
+
     kernel_size: Sequence[int]
     strides: Sequence[int] = (1, 1, 1)
     dtype: Dtype = jnp.float32
@@ -77,13 +80,15 @@ class DepthwiseConv3D(nn.Module):
     @nn.compact
     def __call__(self, x):
         fan = math.prod(self.kernel_size)
-        kernel = self.param("kernel", nn.initializers.normal(math.sqrt(2.0 / fan)),
-                            (*self.kernel_size, x.shape[-1]), jnp.float32)
+        kernel = self.param(
+            "kernel", nn.initializers.normal(math.sqrt(2.0 / fan)), (*self.kernel_size, x.shape[-1]), jnp.float32
+        )
         return depthwise_conv3d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides)
 
 
 class PointwiseConv(nn.Module):
     """1x1x1 conv, no bias, optional spatial stride, as a matmul. x: (B, T, H, W, C) -> (B, T, H', W', features)."""
+
     features: int
     spatial_stride: int = 1
     dtype: Dtype = jnp.float32
@@ -91,19 +96,21 @@ class PointwiseConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         if self.spatial_stride > 1:
-            x = x[:, :, ::self.spatial_stride, ::self.spatial_stride]
+            x = x[:, :, :: self.spatial_stride, :: self.spatial_stride]
         kernel = self.param("kernel", _conv_init, (x.shape[-1], self.features), jnp.float32)
         return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
 
 
 def _bn(train: bool, dtype: Dtype, axis_name: str | None, name: str) -> nn.BatchNorm:
     # PyTorch momentum 0.1 == Flax momentum 0.9 (weight of the old running value).
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                        axis_name=axis_name, name=name)
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, axis_name=axis_name, name=name
+    )
 
 
 class SqueezeExcite(nn.Module):
     """x * sigmoid(fc2(relu(fc1(mean_THW(x))))). x: (B, T, H, W, C) -> same."""
+
     reduced: int
     dtype: Dtype = jnp.float32
 
@@ -117,6 +124,7 @@ class SqueezeExcite(nn.Module):
 
 class X3DBlock(nn.Module):
     """Residual bottleneck: 1x1x1 -> BN -> ReLU -> 3x3x3 dw -> BN -> [SE] -> Swish -> 1x1x1 -> BN, + shortcut, ReLU."""
+
     width: int
     inner: int
     spatial_stride: int
@@ -152,8 +160,10 @@ def validate(fields, input_shape: tuple[int, int, int]) -> None:
         raise ValueError(f"config.model.x3d.variant={fields['variant']!r}: expected one of {sorted(VARIANTS)}")
     _, height, width = input_shape
     if min(height, width) < 32:
-        raise ValueError(f"frames of {height}x{width} for X3D: expected H, W >= 32 (its total stride); "
-                         "set the data's frame size (e.g. config.data.crop_size) to at least 32")
+        raise ValueError(
+            f"frames of {height}x{width} for X3D: expected H, W >= 32 (its total stride); "
+            "set the data's frame size (e.g. config.data.crop_size) to at least 32"
+        )
 
 
 @register_backbone("x3d", validate=validate, converter="vmp_jax.convert.x3d", head=("head_proj",))
@@ -165,6 +175,7 @@ class X3D(nn.Module):
     `dtype` is the compute dtype; parameters and BN statistics stay float32. `bn_axis_name` syncs BN statistics over
     a mapped axis (e.g. 'data' inside `jax.shard_map`).
     """
+
     variant: str = "s"
     num_classes: int = 400
     dropout_rate: float = 0.5
@@ -188,10 +199,16 @@ class X3D(nn.Module):
         for s, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths)):
             inner = int(BOTTLENECK_FACTOR * width)
             for b in range(depth):
-                x = X3DBlock(width, inner, spatial_stride=2 if b == 0 else 1, use_se=b % 2 == 0,
-                             shortcut_bn_always=self.shortcut_bn_always, dtype=self.dtype,
-                             bn_axis_name=self.bn_axis_name,
-                             name=f"stage{s + 1}_block{b}")(x, train)
+                x = X3DBlock(
+                    width,
+                    inner,
+                    spatial_stride=2 if b == 0 else 1,
+                    use_se=b % 2 == 0,
+                    shortcut_bn_always=self.shortcut_bn_always,
+                    dtype=self.dtype,
+                    bn_axis_name=self.bn_axis_name,
+                    name=f"stage{s + 1}_block{b}",
+                )(x, train)
         head_inner = int(BOTTLENECK_FACTOR * STAGE_WIDTHS[-1])
         x = PointwiseConv(head_inner, 1, self.dtype, name="head_pre_conv")(x)
         x = nn.relu(bn("head_pre_norm")(x))

@@ -16,11 +16,12 @@ friendly). On (4, 13, 40, 40, 108) with a 2-core CPU: forward 0.05-0.07 s, forwa
 Padding follows PyTorch's symmetric `padding = k // 2` on each side, so for odd kernels and stride 1 the output
 has the input's size, and for stride 2 the output is ceil(n / 2) as in PyTorch.
 """
+
 from __future__ import annotations
 
 import functools
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -72,11 +73,16 @@ def _shifted_forward(x, kernel, strides):
     acc = None
     for i in range(kt):
         for j in range(kh):
-            for l in range(kw):
-                start = (0, i, j, l, 0)
-                limit = (b, i + (out[0] - 1) * strides[0] + 1, j + (out[1] - 1) * strides[1] + 1,
-                         l + (out[2] - 1) * strides[2] + 1, c)
-                term = lax.slice(xp, start, limit, (1, *strides, 1)) * kernel[i, j, l]
+            for k in range(kw):
+                start = (0, i, j, k, 0)
+                limit = (
+                    b,
+                    i + (out[0] - 1) * strides[0] + 1,
+                    j + (out[1] - 1) * strides[1] + 1,
+                    k + (out[2] - 1) * strides[2] + 1,
+                    c,
+                )
+                term = lax.slice(xp, start, limit, (1, *strides, 1)) * kernel[i, j, k]
                 acc = term if acc is None else acc + term
     return acc.astype(x.dtype)
 
@@ -84,8 +90,13 @@ def _shifted_forward(x, kernel, strides):
 def _lax_forward(x, kernel, strides):
     pads = [(k // 2, k // 2) for k in kernel.shape[:3]]
     return lax.conv_general_dilated(
-        x, kernel[:, :, :, None, :].astype(x.dtype), window_strides=strides, padding=pads,
-        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), feature_group_count=x.shape[-1])
+        x,
+        kernel[:, :, :, None, :].astype(x.dtype),
+        window_strides=strides,
+        padding=pads,
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+        feature_group_count=x.shape[-1],
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -116,8 +127,8 @@ def _shifted_bwd(strides, res, g):
     dx = None
     for i in range(kt):
         for j in range(kh):
-            for l in range(kw):
-                term = lax.slice(gp, (0, i, j, l, 0), (b, i + t, j + h, l + w, c)) * flipped[i, j, l]
+            for k in range(kw):
+                term = lax.slice(gp, (0, i, j, k, 0), (b, i + t, j + h, k + w, c)) * flipped[i, j, k]
                 dx = term if dx is None else dx + term
     dk = _kernel_grad(x.astype(acc_dtype), g.astype(acc_dtype), kernel.shape, strides)
     return dx.astype(x.dtype), dk.astype(kernel.dtype)
@@ -143,9 +154,10 @@ def _kernel_grad(x, g, kernel_shape, strides):
         taps = []
         for i in range(kt):
             for j in range(kh):
-                for l in range(kw):
-                    win = lax.slice(frames[i], (0, j, l, 0), (b, j + (ho - 1) * sh + 1, l + (wo - 1) * sw + 1, c),
-                                    (1, sh, sw, 1))
+                for k in range(kw):
+                    win = lax.slice(
+                        frames[i], (0, j, k, 0), (b, j + (ho - 1) * sh + 1, k + (wo - 1) * sw + 1, c), (1, sh, sw, 1)
+                    )
                     taps.append(jnp.sum(win * gt, axis=(0, 1, 2)))
         return acc + jnp.stack(taps), None
 
@@ -158,8 +170,9 @@ def _kernel_grad(x, g, kernel_shape, strides):
 _shifted.defvjp(_shifted_fwd, _shifted_bwd)
 
 
-def depthwise_conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1, 1),
-                     impl: str = "auto") -> jax.Array:
+def depthwise_conv3d(
+    x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1, 1), impl: str = "auto"
+) -> jax.Array:
     """Depthwise 3-D conv with PyTorch padding k//2. x: (B, T, H, W, C), kernel: (kt, kh, kw, C) -> (B, T', H', W', C).
 
     `impl`: 'shifted' (multiply-adds of shifted windows, custom gradient), 'lax' (grouped `conv_general_dilated`)
@@ -171,8 +184,12 @@ def depthwise_conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (
     if impl == "auto" and os.environ.get(_ENV_VAR, "auto") == "auto":
         # Chosen when the program is lowered, per platform: a jax.export artifact lowered for several platforms on
         # a CPU machine still runs the vendor conv on GPU/TPU, and the shifted form on CPU.
-        return lax.platform_dependent(x, kernel, cpu=functools.partial(_shifted_path, strides=strides),
-                                      default=functools.partial(_lax_forward, strides=strides))
+        return lax.platform_dependent(
+            x,
+            kernel,
+            cpu=functools.partial(_shifted_path, strides=strides),
+            default=functools.partial(_lax_forward, strides=strides),
+        )
     if impl == "auto":
         impl = default_impl()
     if impl == "lax":

@@ -5,9 +5,11 @@ XLA:CPU has no fast path for 3-D convolutions: a (1, 3, 3) conv on (16, 8, 64, 6
 2-core CPU). The input gradient matters for VMP: the prompts depend on the learnable m, n, so training
 differentiates the backbone's first conv with respect to its input. Values are the same either way.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,9 +25,13 @@ def spatial_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1
         raise ValueError(f"kernel has shape {kernel.shape}; expected (1, kh, kw, {x.shape[-1]}, Cout)")
     b, t, h, w, c = x.shape
     kh, kw = kernel.shape[1:3]
-    y = lax.conv_general_dilated(x.reshape(b * t, h, w, c), kernel[0], tuple(strides),
-                                 ((kh // 2, kh // 2), (kw // 2, kw // 2)),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = lax.conv_general_dilated(
+        x.reshape(b * t, h, w, c),
+        kernel[0],
+        tuple(strides),
+        ((kh // 2, kh // 2), (kw // 2, kw // 2)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return y.reshape(b, t, *y.shape[1:])
 
 
@@ -40,6 +46,5 @@ class SpatialConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (1, *self.kernel_size, x.shape[-1], self.features),
-                            jnp.float32)
+        kernel = self.param("kernel", self.kernel_init, (1, *self.kernel_size, x.shape[-1], self.features), jnp.float32)
         return spatial_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.strides)
