@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from configs import common
-from vmp_jax import checkpointing, config_checks, train_lib, trained_run
+from vmp_jax import checkpointing, config_checks, train_lib, trained_run, training_loop
 from vmp_jax.data import builders as data_builders
 from vmp_jax.metric_writers import read_metrics, read_tensorboard_scalars
 from vmp_jax.models import factory
@@ -192,9 +192,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         r"non-finite (loss|parameters) .* at step [4-6]; training stopped and the last good checkpoint, "
         r"step 3, is kept in .*checkpoints. Rerunning the same command stops the same way"
     )
-    with pytest.raises(train_lib.NonFiniteError, match=message) as first:
+    with pytest.raises(training_loop.NonFiniteError, match=message) as first:
         train_lib.train_and_evaluate(blow_up, workdir)
-    with pytest.raises(train_lib.NonFiniteError, match=message) as again:  # resumed from step 3: the same stop
+    with pytest.raises(training_loop.NonFiniteError, match=message) as again:  # resumed from step 3: the same stop
         train_lib.train_and_evaluate(blow_up, workdir)
     assert str(again.value) == str(first.value)
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
@@ -204,7 +204,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_non_finite_before_any_checkpoint_says_there_is_none(tmp_path):
-    with pytest.raises(train_lib.NonFiniteError, match=r"at step \d; training stopped and no checkpoint was saved"):
+    with pytest.raises(training_loop.NonFiniteError, match=r"at step \d; training stopped and no checkpoint was saved"):
         train_lib.train_and_evaluate(tiny_config(**{"schedule.base_lr": 1e30}), str(tmp_path / "run"))
 
 

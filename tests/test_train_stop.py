@@ -1,4 +1,4 @@
-"""A stop signal while the trainer waits for its next batch (train_lib._StopFlag, _InterruptibleIterator)."""
+"""A stop signal while the trainer waits for its next batch (training_loop.StopFlag, InterruptibleIterator)."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vmp_jax import train_lib
+from vmp_jax import training_loop
 from vmp_jax.data import pipeline
 
 
@@ -33,14 +33,14 @@ def test_signal_mid_batch_stops_at_once_and_checkpoints_the_position_before_it()
     it = iter(ds)
     next(it)
     position = it.get_state()
-    stop = train_lib._StopFlag()
-    batches = train_lib._InterruptibleIterator(it, stop)
+    stop = training_loop.StopFlag()
+    batches = training_loop.InterruptibleIterator(it, stop)
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         # The batch's 4 items are ready 0.4, 0.8, 1.2 and 1.6 s after the call (one read thread): signal at 0.6 s.
         threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGTERM)).start()
         start = time.monotonic()
-        with pytest.raises(train_lib.StopRequested):
+        with pytest.raises(training_loop.StopRequested):
             next(batches)
         assert time.monotonic() - start < 1.2
     finally:
@@ -55,9 +55,9 @@ def test_signal_mid_batch_stops_at_once_and_checkpoints_the_position_before_it()
 
 
 def test_no_signal_no_change():
-    stop = train_lib._StopFlag()
+    stop = training_loop.StopFlag()
     it = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
-    batches = train_lib._InterruptibleIterator(it, stop)
+    batches = training_loop.InterruptibleIterator(it, stop)
     ids = [int(next(batches)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
     plain = iter(pipeline.train_dataset(_Slow(), batch_size=4, seed=0))
     assert ids == [int(next(plain)["frames"][0, 0, 0, 0, 0]) for _ in range(3)]
@@ -69,8 +69,8 @@ def test_no_signal_no_change():
 def test_next_batches_are_read_and_transferred_while_the_current_one_is_used():
     it = iter(pipeline.train_dataset(_Slow(), batch_size=1, seed=0, transform=_slow, read_threads=1))
     transferred = []
-    batches = train_lib._InterruptibleIterator(
-        it, train_lib._StopFlag(), transfer=lambda b: transferred.append(b) or b, depth=2
+    batches = training_loop.InterruptibleIterator(
+        it, training_loop.StopFlag(), transfer=lambda b: transferred.append(b) or b, depth=2
     )
     first = next(batches)
     position = batches.get_state()
@@ -95,8 +95,8 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
         gathers.append(len(gathers))
         return np.asarray([int(x), -1])
 
-    monkeypatch.setattr(train_lib.jax, "process_count", lambda: 2)
-    monkeypatch.setattr(train_lib.multihost_utils, "process_allgather", allgather)
+    monkeypatch.setattr(training_loop.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(training_loop.multihost_utils, "process_allgather", allgather)
     saved = []
 
     class Checkpoints:
@@ -107,9 +107,9 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
     class Writer:
         advance = write = message = lambda self, *a, **k: None  # noqa: E731
 
-    cadence = train_lib.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
+    cadence = training_loop.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
     metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
-    train_lib.train_loop(
+    training_loop.train_loop(
         0,
         0,
         cadence,
@@ -119,7 +119,7 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
         save=lambda step, s, m=None: saved.append(step),
         checkpoints=Checkpoints(),
         writer=Writer(),
-        stop=train_lib._StopFlag(),
+        stop=training_loop.StopFlag(),
         batch_size=1,
     )
     # Steps 4, 6, 8 and 12 (log or checkpoint; 12 is the last): one agreement each, none on the 8 other steps.
@@ -144,9 +144,9 @@ def test_evaluations_during_training_and_the_final_test(monkeypatch):
         finals.append(final)
         return {"eval": {"top1": 0.5}, **({"test": {"top1": 0.75}} if final else {})}
 
-    cadence = train_lib.Cadence(total_steps=6, log_every=6, eval_every=3, checkpoint_every=6)
+    cadence = training_loop.Cadence(total_steps=6, log_every=6, eval_every=3, checkpoint_every=6)
     metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
-    train_lib.train_loop(
+    training_loop.train_loop(
         0,
         0,
         cadence,
@@ -156,7 +156,7 @@ def test_evaluations_during_training_and_the_final_test(monkeypatch):
         save=lambda step, s, m=None: saved.append((step, m)),
         checkpoints=Checkpoints(),
         writer=Writer(),
-        stop=train_lib._StopFlag(),
+        stop=training_loop.StopFlag(),
         batch_size=1,
     )
     assert finals == [False, True]
@@ -172,11 +172,11 @@ def test_the_reader_thread_does_not_keep_the_process_alive():
     # grain's own read-ahead (2 elements here) is still read at exit; the reader thread adds no wait to it.
     code = (
         "import numpy as np\n"
-        "from vmp_jax import train_lib\nfrom vmp_jax.data import pipeline\n"
+        "from vmp_jax import training_loop\nfrom vmp_jax.data import pipeline\n"
         "from tests.test_train_stop import _Slow, _slow\n"
         "it = iter(pipeline.train_dataset(_Slow(), batch_size=2, seed=0, transform=_slow, read_threads=1, "
         "read_buffer_size=2))\n"
-        "batches = train_lib._InterruptibleIterator(it, train_lib._StopFlag())\n"
+        "batches = training_loop.InterruptibleIterator(it, training_loop.StopFlag())\n"
         "next(batches)\nprint('exiting', flush=True)\n"
     )  # no close(): the reader is mid-batch at exit
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -38,11 +38,42 @@ from vmp_jax import cli, trained_run
 from vmp_jax.ablation_summary import (
     COEFFICIENTS,
     RESULT,
-    finished_result,  # noqa: F401
+    coefficient_curves,
+    collect,
+    finished_result,
+    markdown_table,
+    plot_accuracy,
+    plot_coefficients,
     run_dir,
+    summarise,
+    write_csv,
     write_summary,
 )
 from vmp_jax.metric_writers import read_metrics
+
+# The summary's names stay importable from here, where they lived before vmp_jax.ablation_summary.
+__all__ = [
+    "COEFFICIENTS",
+    "RESULT",
+    "Setting",
+    "check_same_config",
+    "coefficient_curves",
+    "collect",
+    "finished_result",
+    "main",
+    "markdown_table",
+    "plot_accuracy",
+    "plot_coefficients",
+    "run_config",
+    "run_dir",
+    "run_result",
+    "run_sweep",
+    "settings_from_config",
+    "summarise",
+    "sweep_configs",
+    "write_csv",
+    "write_summary",
+]
 
 
 @dataclasses.dataclass(frozen=True)

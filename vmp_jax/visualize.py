@@ -47,21 +47,75 @@ from vmp_jax import cli, motion_prompt
 
 # The numbers and the drawing are modules of their own; their names are importable from here as before.
 from vmp_jax.visualize_figure import (
-    ROW_LABELS,  # noqa: F401
+    BOTTOM,
+    COLORBAR,
+    CURVE,
+    GAP,
+    LEFT,
+    PANEL,
+    QUANTUM,
+    ROW_LABELS,
+    TOP,
+    Layout,
     draw,
+    draw_curve,
+    image_size,
+    layout,
     render,
 )
 from vmp_jax.visualize_panels import (
+    CURVE_D,
     DEFAULT_NUM_STEPS,
     DEFAULT_SIZE,
+    Curve,
     Panels,
-    Setting,  # noqa: F401
+    Setting,
     attention_curve,
+    clip_indices,
     compute_panels,
+    curve_title,
+    prompt_image,
     read_clip,
     setting_from_m_n,
     setting_from_run,
 )
+
+# The panels' and the figure's names stay importable from here, where they lived before the split.
+__all__ = [
+    "BOTTOM",
+    "COLORBAR",
+    "CURVE",
+    "CURVE_D",
+    "DEFAULT_NUM_STEPS",
+    "DEFAULT_SIZE",
+    "FORMATS",
+    "GAP",
+    "LEFT",
+    "PANEL",
+    "QUANTUM",
+    "ROW_LABELS",
+    "TOP",
+    "Curve",
+    "Layout",
+    "Panels",
+    "Setting",
+    "attention_curve",
+    "check_paths",
+    "clip_indices",
+    "compute_panels",
+    "curve_title",
+    "draw",
+    "draw_curve",
+    "image_size",
+    "layout",
+    "main",
+    "prompt_image",
+    "read_clip",
+    "render",
+    "setting_from_m_n",
+    "setting_from_run",
+    "visualize",
+]
 
 FORMATS = (".png", ".gif")
 

@@ -185,7 +185,7 @@ def test_sigterm_while_waiting_for_data_stops_at_once(videos, tmp_path, num_work
         signalled = time.monotonic()
         out = _read_until(lines, proc, "Stopped by signal 15 at step 0; no step since the start, nothing saved", 20)
         assert proc.wait(timeout=20) == 0
-        assert time.monotonic() - signalled < 5, out
+        assert time.monotonic() - signalled < 10, out  # grain left alone waits 25 s per worker, or forever
     finally:
         proc.kill()
     assert not os.path.exists(tmp_path / "run" / "checkpoints" / "0")
