@@ -3,6 +3,7 @@ names mapped to the reference's (facebookresearch/TimeSformer) by a table writte
 `vmp_jax.convert.timesformer`, and a PyTorch port of the official VMPs layer (q1xiangchen/VMPs `vmps.py`)."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -48,6 +49,21 @@ def from_reference(name):
     return {v: k for k, v in HF_TO_REFERENCE_TOP.items()}[name]
 
 
+def import_transformers():
+    """`transformers`, or skip. Imported with any torchvision stand-in (tests/pytorchvideo_x3d.py registers one, with
+    no import spec, for PyTorchVideo) hidden: transformers probes `find_spec('torchvision')` on import, which raises
+    for a module without a spec; it caches the answer (no torchvision), which is what this test environment has."""
+    stand_ins = {
+        name: sys.modules.pop(name)
+        for name in ("torchvision", "torchvision.ops")
+        if name in sys.modules and getattr(sys.modules[name], "__spec__", None) is None
+    }
+    try:
+        return pytest.importorskip("transformers")
+    finally:
+        sys.modules.update(stand_ins)
+
+
 def random_timesformer(
     depth=2,
     width=64,
@@ -62,7 +78,7 @@ def random_timesformer(
     """An eval-mode `TimesformerForVideoClassification` with every parameter random (the zero-initialised
     temporal_fc and time embeddings included, so that they matter)."""
     torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    transformers = import_transformers()
     config = transformers.TimesformerConfig(
         image_size=image_size,
         patch_size=patch,
