@@ -25,7 +25,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from absl import logging
 
 from vmp_jax.convert import torch_io
 from vmp_jax.models import slowfast as model_lib
@@ -168,20 +167,7 @@ def slowfast_from_torch(
             f"{key_format} state dict does not fit {what}: {len(differing)} entries differ in shape "
             "(model vs checkpoint), the first " + ", ".join(f"{k}: {want[k]} vs {flat.get(k)}" for k in differing[:5])
         )
-    if num_classes is not None and num_classes != ckpt_classes:
-        if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes}; expected a positive int")
-        rng = jax.random.key(0) if rng is None else rng
-        hidden = params["head_proj"]["kernel"].shape[0]
-        params["head_proj"] = {
-            "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
-            "bias": np.zeros((num_classes,), np.float32),
-        }
-        logging.warning(
-            "SlowFast checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
-            ckpt_classes,
-            num_classes,
-        )
+    torch_io.resize_head(params, "head_proj", num_classes, rng, "SlowFast")
     return {"params": params, "batch_stats": stats}
 
 

@@ -102,6 +102,33 @@ def linear_to_torch(w: np.ndarray, torch_ndim: int = 2) -> np.ndarray:
     return w.reshape(*w.shape, *(1,) * (torch_ndim - 2))
 
 
+def resize_head(params: dict, name: str, num_classes: int | None, rng: Any, what: str) -> None:
+    """Re-initialises the linear classifier `params[name]` ({'kernel' (hidden, K), 'bias' (K,)}) in place for
+    `num_classes` when that differs from the checkpoint's K: N(0, 0.01) kernel from `rng` (a jax key; None: key 0),
+    zero bias; logged, naming `what` (e.g. 'X3D'). None keeps the checkpoint's head."""
+    checkpoint_classes = params[name]["kernel"].shape[1]
+    if num_classes is None or num_classes == checkpoint_classes:
+        return
+    if num_classes < 1:
+        raise ValueError(f"num_classes={num_classes}; expected a positive int")
+    import jax  # pylint: disable=import-outside-toplevel  (only converters that resize a head need it)
+    from absl import logging  # pylint: disable=import-outside-toplevel
+
+    rng = jax.random.key(0) if rng is None else rng
+    hidden = params[name]["kernel"].shape[0]
+    params[name] = {
+        "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
+        "bias": np.zeros((num_classes,), np.float32),
+    }
+    logging.warning(
+        "%s checkpoint has %d classes, model %d: %s re-initialised, backbone kept.",
+        what,
+        checkpoint_classes,
+        num_classes,
+        name,
+    )
+
+
 def check_keys(what: str, expected: Iterable[str], given: Iterable[str]) -> None:
     """ValueError listing the missing and the unexpected keys when `given` is not exactly `expected`."""
     expected, given = list(expected), set(given)

@@ -20,7 +20,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from absl import logging
 
 from vmp_jax.convert import torch_io
 from vmp_jax.models.x3d import STAGE_WIDTHS, stage_depths
@@ -166,21 +165,7 @@ def x3d_from_torch(
                 w = _from_torch_layout(w, kind)
             _set(stats if ours in ("mean", "var") else params, (*path, ours), w)
     _check_shapes(params, variant)
-    ckpt_classes = params["head_proj"]["kernel"].shape[1]
-    if num_classes is not None and num_classes != ckpt_classes:
-        if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes}; expected a positive int")
-        rng = jax.random.key(0) if rng is None else rng
-        hidden = params["head_proj"]["kernel"].shape[0]
-        params["head_proj"] = {
-            "kernel": 0.01 * np.asarray(jax.random.normal(rng, (hidden, num_classes)), np.float32),
-            "bias": np.zeros((num_classes,), np.float32),
-        }
-        logging.warning(
-            "X3D checkpoint has %d classes, model %d: head_proj re-initialised, backbone kept.",
-            ckpt_classes,
-            num_classes,
-        )
+    torch_io.resize_head(params, "head_proj", num_classes, rng, "X3D")
     return {"params": params, "batch_stats": stats}
 
 
