@@ -75,7 +75,6 @@ def x3d_recipe(variant: str, num_classes: int, batch_size: int | None = None) ->
     config.data.eval_short_side = test_side
     config.data.eval_num_clips = 10
     config.data.eval_num_crops = 3
-    config.data.num_workers = 8
     return config
 
 

@@ -67,5 +67,4 @@ def get_config():
     config.data.eval_short_side = 224
     config.data.eval_num_clips = 1
     config.data.eval_num_crops = 3
-    config.data.num_workers = 8
     return config

@@ -340,7 +340,9 @@ def train_and_evaluate(
     restored_step, state, train_iter = checkpoints.restore_latest(
         state,
         train_iter,
-        data_position=lambda step: data_pipeline.train_state_at(step * per_process_batch, config.data.num_workers),
+        data_position=lambda step: data_pipeline.train_state_at(
+            step * per_process_batch // data.clips_per_video, data.num_workers
+        ),
     )
     if restored_step is not None:
         logging.info("Resumed from %s at step %d", checkpoints.directory, restored_step)

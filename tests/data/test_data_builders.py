@@ -33,6 +33,12 @@ def test_bad_config_names_the_key():
     cfg = data.default_data_config()
     with pytest.raises(ValueError, match="global_batch_size"):
         data.make_datasets(cfg, num_frames=5, global_batch_size=3, eval_batch_size=4, seed=0, process_count=2)
+    cfg.clips_per_video = 2
+    with pytest.raises(ValueError, match="data.clips_per_video=2 with data.source='procedural'"):
+        data.make_datasets(cfg, num_frames=5, global_batch_size=4, eval_batch_size=4, seed=0)
+    cfg.clips_per_video, cfg.num_workers = 1, -2
+    with pytest.raises(ValueError, match="data.num_workers=-2"):
+        data.make_datasets(cfg, num_frames=5, global_batch_size=4, eval_batch_size=4, seed=0)
     cfg.source = "nope"
     with pytest.raises(ValueError, match="data.source"):
         data.make_datasets(cfg, num_frames=5, global_batch_size=4, eval_batch_size=4, seed=0)
@@ -80,6 +86,14 @@ def test_video_manifest_end_to_end(videos, tmp_path):
     frames = np.concatenate([b["frames"] for b in batches])[mask].astype(int)
     channel_spread = np.abs(frames[..., 0] - frames[..., 1]).mean(axis=(1, 2, 3))
     assert ((channel_spread > 20) == (vids == 0)).all()
+    # Two clips per video: a batch of 4 is 2 videos x 2 clips; an epoch is 2 clips of each of the 4 videos.
+    cfg.clips_per_video = 2
+    s = data.make_datasets(cfg, num_frames=4, global_batch_size=4, eval_batch_size=4, seed=0)
+    batch = next(iter(s.train))
+    assert batch["frames"].shape == (4, 4, 32, 32, 3) and s.num_train_examples == 8 and s.clips_per_video == 2
+    assert batch["label"][0] == batch["label"][1] and batch["label"][2] == batch["label"][3]
+    with pytest.raises(ValueError, match="not a multiple of clips_per_video=2"):
+        data.make_datasets(cfg, num_frames=4, global_batch_size=3, eval_batch_size=4, seed=0)
 
 
 def test_imports_and_workers_inside_an_absl_app(tmp_path):

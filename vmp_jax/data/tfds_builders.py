@@ -72,7 +72,8 @@ class JpegFrames:
         cache = {}
         for i in np.unique(idx).tolist():
             blob = self.data[self.offsets[i] : self.offsets[i + 1]].tobytes()
-            cache[i] = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+            image = Image.open(io.BytesIO(blob))
+            cache[i] = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # convert() copies
         return np.stack([cache[i] for i in idx.reshape(-1).tolist()]).reshape(idx.shape + cache[idx.flat[0]].shape)
 
 

@@ -50,12 +50,28 @@ def resize_short_side(frames: np.ndarray, short_side: int) -> np.ndarray:
 def cover_and_centre_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize to cover height x width keeping the aspect ratio, then centre-crop (for square sizes: the short side
     becomes `height`, as in the eval view). (T, h, w, 3) uint8 -> (T, height, width, 3) uint8."""
+    _check_clip(frames)
     h, w = frames.shape[1:3]
     scale = max(height / h, width / w)
     rh, rw = max(height, round(h * scale)), max(width, round(w * scale))
-    frames = resize(frames, rh, rw)
-    top, left = (rh - height) // 2, (rw - width) // 2
-    return np.ascontiguousarray(frames[:, top : top + height, left : left + width])
+    return _resampled_region(frames, (rh, rw), (rh - height) // 2, (rw - width) // 2, height, width)
+
+
+def _resampled_region(frames: np.ndarray, resized: tuple[int, int], top: int, left: int, height: int, width: int):
+    """frames resized to `resized` (H', W'), rows top.., columns left.. of it: only that region is resampled (PIL's
+    box resize: the full resize's sampling grid and filter; equal to it up to rounding)."""
+    h, w = frames.shape[1:3]
+    oh, ow = resized
+    if not (0 <= top <= oh - height and 0 <= left <= ow - width):
+        raise ValueError(f"crop of {height}x{width} at ({top}, {left}) does not fit frames of {(oh, ow)}")
+    if (oh, ow) == (h, w):
+        return np.ascontiguousarray(frames[:, top : top + height, left : left + width])
+    sy, sx = h / oh, w / ow
+    box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+    out = np.empty((frames.shape[0], height, width, 3), np.uint8)
+    for t, frame in enumerate(frames):
+        out[t] = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR, box=box))
+    return out
 
 
 def crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
@@ -65,20 +81,35 @@ def crop(frames: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     return frames[:, top : top + size, left : left + size]
 
 
+def resized_crop(frames: np.ndarray, short_side: int, top: int, left: int, size: int) -> np.ndarray:
+    """`crop(resize_short_side(frames, short_side), top, left, size)`, resampling only the source region the crop
+    covers (PIL's box resize: the same sampling grid and filter; ~2.5x faster for a 160^2 crop of a 602x256 frame,
+    equal to the full resize up to rounding: at most 2 levels, on a few % of pixels).
+
+    frames: (T, H, W, 3) uint8 -> (T, size, size, 3) uint8.
+    """
+    _check_clip(frames)
+    resized = short_side_size(frames.shape[1], frames.shape[2], short_side)
+    return _resampled_region(frames, resized, top, left, size, size)
+
+
 def random_resized_crop_flip(
     frames: np.ndarray, rng: np.random.Generator, *, scale_range: tuple[int, int], crop_size: int, flip: bool = True
 ) -> np.ndarray:
     """Train augmentation: short side to U{scale_range}, random crop_size crop, horizontal flip w.p. 1/2.
 
     frames: (T, H, W, 3) uint8 -> (T, crop_size, crop_size, 3) uint8; the same crop and flip for every frame.
+    Only the cropped region is resampled (`resized_crop`).
     """
     low, high = scale_range
     if not crop_size <= low <= high:
         raise ValueError(f"scale_range={scale_range} and crop_size={crop_size}: expected crop_size <= low <= high")
-    frames = resize_short_side(frames, int(rng.integers(low, high + 1)))
-    top = int(rng.integers(0, frames.shape[1] - crop_size + 1))
-    left = int(rng.integers(0, frames.shape[2] - crop_size + 1))
-    frames = crop(frames, top, left, crop_size)
+    _check_clip(frames)
+    short_side = int(rng.integers(low, high + 1))
+    oh, ow = short_side_size(frames.shape[1], frames.shape[2], short_side)
+    top = int(rng.integers(0, oh - crop_size + 1))
+    left = int(rng.integers(0, ow - crop_size + 1))
+    frames = resized_crop(frames, short_side, top, left, crop_size)
     if flip and rng.random() < 0.5:
         frames = frames[:, :, ::-1]
     return np.ascontiguousarray(frames)
@@ -105,10 +136,12 @@ def three_crop_offset(height: int, width: int, crop_size: int, index: int, num_c
 def eval_view(
     frames: np.ndarray, *, short_side: int, crop_size: int, crop_index: int, num_crops: int = 3
 ) -> np.ndarray:
-    """Test transform: resize the short side, then spatial crop `crop_index` of `num_crops`.
+    """Test transform: resize the short side, then spatial crop `crop_index` of `num_crops` (only the cropped
+    region is resampled, `resized_crop`).
 
     frames: (T, H, W, 3) uint8 -> (T, crop_size, crop_size, 3) uint8.
     """
-    frames = resize_short_side(frames, short_side)
-    top, left = three_crop_offset(frames.shape[1], frames.shape[2], crop_size, crop_index, num_crops)
-    return np.ascontiguousarray(crop(frames, top, left, crop_size))
+    _check_clip(frames)
+    oh, ow = short_side_size(frames.shape[1], frames.shape[2], short_side)
+    top, left = three_crop_offset(oh, ow, crop_size, crop_index, num_crops)
+    return resized_crop(frames, short_side, top, left, crop_size)

@@ -19,6 +19,9 @@ from vmp_jax.data import sampling
 # The container's frame count can be a frame or two off the decodable frames (edit lists, B-frame tails); a
 # shortfall up to this many frames reuses the last decoded frame, a larger one means the file is truncated.
 _TAIL_TOLERANCE = 2
+# Wanted frames further apart than this are reached by a seek (landing on the key frame before them) instead of by
+# decoding every frame between: below it, decoding through is cheaper than a seek's decode from the key frame.
+SEEK_GAP_SECONDS = 2.0
 
 
 class VideoError(ValueError):
@@ -126,28 +129,42 @@ def check_decodes(path: str, *, start_sec: float = 0.0, end_sec: float | None = 
     return decoded
 
 
-def _decode(container, stream, wanted: np.ndarray, first_time: float, seek: bool) -> dict[int, np.ndarray]:
-    """Decoded frames {index: (H, W, 3) uint8} for the sorted unique indices `wanted` (relative to first_time)."""
+def _runs(wanted: np.ndarray, max_gap: int) -> list[np.ndarray]:
+    """Split sorted indices where consecutive ones are more than max_gap frames apart (decoded with a seek each)."""
+    return np.split(wanted, np.flatnonzero(np.diff(wanted) > max_gap) + 1)
+
+
+def _decode(container, stream, runs: list[np.ndarray], first_time: float, seek: bool) -> dict[int, np.ndarray]:
+    """Decoded frames {index: (H, W, 3) uint8} of `runs` (sorted unique indices relative to first_time, split by
+    `_runs`). seek=True: a seek to the key frame before each run, then decoding forward to the run's last frame;
+    seek=False: one pass from where the container is.
+    """
     fps = _fps(stream)
     stream_start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    first, last = int(wanted[0]), int(wanted[-1])
-    if seek:
-        target = stream_start + first_time + first / fps
-        container.seek(int(math.floor(target / stream.time_base)), stream=stream, backward=True, any_frame=False)
-    wanted_set, out = set(wanted.tolist()), {}
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
-        index = int(round((float(frame.pts * stream.time_base) - stream_start - first_time) * fps))
-        if index in wanted_set:
-            out[index] = frame.to_ndarray(format="rgb24")
-        if index >= last:
-            break
+    out = {}
+    for run in runs:
+        first, last = int(run[0]), int(run[-1])
+        if seek:
+            target = stream_start + first_time + first / fps
+            container.seek(int(math.floor(target / stream.time_base)), stream=stream, backward=True, any_frame=False)
+        wanted_set = set(run.tolist())
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            index = int(round((float(frame.pts * stream.time_base) - stream_start - first_time) * fps))
+            if index in wanted_set:
+                out[index] = frame.to_ndarray(format="rgb24")
+            if index >= last:
+                break
     return out
 
 
 def read_frames(path: str, indices, *, start_sec: float = 0.0) -> np.ndarray:
-    """Decode frames `indices` (counted from start_sec, at the stream's fps).  -> uint8 (len(indices), H, W, 3)."""
+    """Decode frames `indices` (counted from start_sec, at the stream's fps).  -> uint8 (len(indices), H, W, 3).
+
+    Each frame is decoded once however often it is asked for (several clips of one video: one call). Wanted
+    frames more than SEEK_GAP_SECONDS apart are reached by a seek rather than by decoding the frames between.
+    """
     indices = np.asarray(indices, np.int64)
     if indices.ndim != 1 or indices.size == 0 or indices.min() < 0:
         raise ValueError(f"{path}: frame indices must be a non-empty 1-D array of non-negative ints, got {indices}")
@@ -156,11 +173,12 @@ def read_frames(path: str, indices, *, start_sec: float = 0.0) -> np.ndarray:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
-            got = _decode(container, stream, wanted, start_sec, seek=int(wanted[0]) > 0 or start_sec > 0)
-            if wanted[0] not in got and got and min(got) > wanted[0]:
-                # The seek landed past the first wanted frame (inexact index in some containers): decode from the start.
+            runs = _runs(wanted, max(1, int(SEEK_GAP_SECONDS * _fps(stream))))
+            got = _decode(container, stream, runs, start_sec, seek=int(wanted[0]) > 0 or start_sec > 0 or len(runs) > 1)
+            if got and any(i not in got for i in wanted.tolist() if i < max(got)):
+                # A seek landed past a wanted frame (inexact index in some containers): one pass from the start.
                 container.seek(0, stream=stream)
-                got = _decode(container, stream, wanted, start_sec, seek=False)
+                got = _decode(container, stream, [wanted], start_sec, seek=False)
         except av.error.FFmpegError as e:
             raise VideoError(f"{path}: corrupt video data ({type(e).__name__}: {e})") from e
     if not got:

@@ -72,6 +72,9 @@ class ClipTransform:
     """Record -> {'frames': uint8 (num_frames, crop, crop, 3), 'label', 'video_index'}, or None when skipped.
 
     train=True: random clip start, random short-side scale in train_scale, random crop, random flip.
+    clips_per_video=K > 1 (training): K such clips of the video, each with its own start and augmentation, from
+    one read of the video (the frames they share decode once; one record read for ArrayRecord): 'frames' is
+    (K, num_frames, crop, crop, 3), and the pipeline puts the K clips into the batch as K examples.
     train=False: clip item['clip_index'] of num_clips evenly spaced, short side eval_short_side, crop
     item['crop_index'] of num_crops (default: the single centre view).
     `stats` counts short videos (looped/padded) and skipped items by reason, in this process.
@@ -91,7 +94,12 @@ class ClipTransform:
         target_fps: float = 0.0,
         short_video: str = "loop",
         on_bad_input: str = "error",
+        clips_per_video: int = 1,
     ):
+        if clips_per_video < 1 or (clips_per_video > 1 and not train):
+            raise ValueError(
+                f"clips_per_video={clips_per_video}; expected >= 1, and 1 for evaluation (views are clips)"
+            )
         if on_bad_input not in manifest_lib.SKIP_POLICIES:
             raise ValueError(f"on_bad_input={on_bad_input!r}; expected one of {manifest_lib.SKIP_POLICIES}")
         if short_video not in sampling.SHORT_VIDEO_POLICIES:
@@ -103,6 +111,7 @@ class ClipTransform:
         self.train_scale, self.eval_short_side = tuple(train_scale), eval_short_side
         self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
         self.short_video, self.on_bad_input = short_video, on_bad_input
+        self.clips_per_video = clips_per_video
         self.stats = collections.Counter()
         self._lock = threading.Lock()
         self._cached = (None, None)
@@ -134,15 +143,19 @@ class ClipTransform:
             self.short_video,
         )
 
+    def _sampled(self, num_available: int, item: dict, rng: np.random.Generator) -> np.ndarray:
+        """Frame indices of the clip (of clips_per_video clips, one after the other): (K * num_frames,) int64."""
+        return np.concatenate([self._indices(num_available, item, rng) for _ in range(self.clips_per_video)])
+
     def _clip(self, item: dict, rng: np.random.Generator) -> np.ndarray:
-        """The sampled clip at full resolution: (num_frames, H, W, 3) uint8."""
+        """The sampled clip(s) at full resolution, one after the other: (K * num_frames, H, W, 3) uint8."""
         if "frames" in item:  # a pre-decoded video (all frames, at item['fps'])
             # An ndarray, or lazy JpegFrames that decode only the indexed frames (never np.asarray it whole).
             frames, fps = item["frames"], float(item["fps"])
             if len(frames) == 0 or (isinstance(frames, np.ndarray) and frames.ndim != 4):
                 raise video.VideoError(f"stored video has frames of shape {np.shape(frames)}; expected (N>0, H, W, 3)")
             n = sampling.frames_at_fps(len(frames), fps, self.target_fps)
-            idx = sampling.to_source_indices(self._indices(n, item, rng), fps, self.target_fps)
+            idx = sampling.to_source_indices(self._sampled(n, item, rng), fps, self.target_fps)
             return frames[np.minimum(idx, len(frames) - 1)]
         path, start = item["path"], float(item.get("start_sec", 0.0))
         info = video.probe(path)
@@ -154,7 +167,7 @@ class ClipTransform:
                 f"frames at {info.fps:g} fps)"
             )
         n = sampling.frames_at_fps(n_source, info.fps, self.target_fps)
-        idx = sampling.to_source_indices(self._indices(n, item, rng), info.fps, self.target_fps)
+        idx = sampling.to_source_indices(self._sampled(n, item, rng), info.fps, self.target_fps)
         return video.read_frames(path, idx, start_sec=start)
 
     def _skip(self, item: dict, error: Exception) -> None:
@@ -177,9 +190,16 @@ class ClipTransform:
                 if not self.train:
                     self._cached = (key, clip)
             if self.train:
-                frames = transforms.random_resized_crop_flip(
-                    clip, rng, scale_range=self.train_scale, crop_size=self.crop_size
-                )
+                clips = [
+                    transforms.random_resized_crop_flip(
+                        clip[k * self.num_frames : (k + 1) * self.num_frames],
+                        rng,
+                        scale_range=self.train_scale,
+                        crop_size=self.crop_size,
+                    )
+                    for k in range(self.clips_per_video)
+                ]
+                frames = clips[0] if self.clips_per_video == 1 else np.stack(clips)
             else:
                 frames = transforms.eval_view(
                     clip,
@@ -203,9 +223,12 @@ def train_transform(
     target_fps: float = 0.0,
     short_video: str = "loop",
     on_bad_input: str = "error",
+    clips_per_video: int = 1,
 ) -> ClipTransform:
-    """The training ClipTransform: a random clip, short side random in train_scale, a random crop_size crop, flip."""
+    """The training ClipTransform: a random clip, short side random in train_scale, a random crop_size crop, flip
+    (clips_per_video such clips of each video, from one read of it)."""
     return ClipTransform(
+        clips_per_video=clips_per_video,
         num_frames=num_frames,
         sampling_rate=sampling_rate,
         train=True,
