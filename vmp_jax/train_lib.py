@@ -341,7 +341,7 @@ def train_and_evaluate(
         state,
         train_iter,
         data_position=lambda step: data_pipeline.train_state_at(
-            step * per_process_batch // data.clips_per_video, data.num_workers
+            step * per_process_batch // data.clips_per_item, data.num_workers
         ),
     )
     if restored_step is not None:

@@ -90,9 +90,9 @@ def test_video_manifest_end_to_end(videos, tmp_path):
     cfg.clips_per_video = 2
     s = data.make_datasets(cfg, num_frames=4, global_batch_size=4, eval_batch_size=4, seed=0)
     batch = next(iter(s.train))
-    assert batch["frames"].shape == (4, 4, 32, 32, 3) and s.num_train_examples == 8 and s.clips_per_video == 2
+    assert batch["frames"].shape == (4, 4, 32, 32, 3) and s.num_train_examples == 8 and s.clips_per_item == 2
     assert batch["label"][0] == batch["label"][1] and batch["label"][2] == batch["label"][3]
-    with pytest.raises(ValueError, match="not a multiple of clips_per_video=2"):
+    with pytest.raises(ValueError, match="not a multiple of clips_per_item=2"):
         data.make_datasets(cfg, num_frames=4, global_batch_size=3, eval_batch_size=4, seed=0)
 
 

@@ -145,8 +145,8 @@ def _two_clips(item, rng):
     return {"frames": frames, "label": item["label"]}
 
 
-def test_several_clips_per_video_fill_the_batch_and_resume_exactly():
-    ds = pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_video=2)
+def test_several_clips_per_item_fill_the_batch_and_resume_exactly():
+    ds = pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_item=2)
     it = iter(ds)
     batches = [next(it) for _ in range(4)]  # 4 batches of 3 videos = one epoch of 12 videos
     b = batches[0]
@@ -163,7 +163,7 @@ def test_several_clips_per_video_fill_the_batch_and_resume_exactly():
     fresh.set_state(pipeline.train_state_at(2 * 6 // 2))
     for want in batches[2:]:
         np.testing.assert_array_equal(next(fresh)["frames"], want["frames"])
-    with pytest.raises(ValueError, match="not a multiple of clips_per_video=4"):
-        pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_video=4)
+    with pytest.raises(ValueError, match="not a multiple of clips_per_item=4"):
+        pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, transform=_two_clips, clips_per_item=4)
     with pytest.raises(ValueError, match=r"must be uint8 \(2 clips, T, H, W, 3\)"):
-        next(iter(pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, clips_per_video=2)))
+        next(iter(pipeline.train_dataset(_Indexed(12), batch_size=6, seed=0, clips_per_item=2)))

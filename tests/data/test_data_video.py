@@ -166,3 +166,21 @@ def test_several_clips_per_video_come_from_one_read(videos, monkeypatch):
     np.testing.assert_array_equal(a["frames"], b["frames"])
     with pytest.raises(ValueError, match="1 for evaluation"):
         ClipTransform(num_frames=4, sampling_rate=3, train=False, crop_size=24, clips_per_video=2)
+    # crops_per_clip: augmentations of each clip, sharing its frames (2 clips x 3 crops from one read).
+    reads.clear()
+    t = ClipTransform(
+        num_frames=4,
+        sampling_rate=3,
+        train=True,
+        crop_size=24,
+        train_scale=(40, 48),
+        clips_per_video=2,
+        crops_per_clip=3,
+    )
+    out = t(_item(videos, "xy.mkv"), np.random.default_rng(0))["frames"].astype(int)
+    assert out.shape == (6, 4, 24, 24, 3) and reads == [8] and t.clips_per_item == 6
+    first_frames = out[:, :, 0, 0, 0] // 10  # frame indices (R channel) of each clip; a crop's pixels vary spatially
+    np.testing.assert_array_equal(np.diff(first_frames, axis=1), 3)
+    np.testing.assert_array_equal(first_frames[:3], first_frames[[0, 0, 0]])  # crops of clip 0: its frames
+    np.testing.assert_array_equal(first_frames[3:], first_frames[[3, 3, 3]])  # crops of clip 1: its own
+    assert not np.array_equal(out[0], out[1]) or not np.array_equal(out[1], out[2])  # own crops of one clip

@@ -35,13 +35,13 @@ class DataSplits:
     class_names: list[str]
     eval_num_views: int
     eval_num_videos: int = 0
-    num_train_examples: int = 0  # clips in one pass over the train split (videos x clips_per_video), for epochs
+    num_train_examples: int = 0  # clips in one pass over the train split (videos x clips_per_item), for epochs
     frame_size: tuple[int, int] = (0, 0)  # (H, W) of the frames in every batch
     # The lighter eval pass of the evaluations during training (None: the same as `eval`) and its views per video.
     eval_during_training: grain.IterDataset | None = None
     eval_during_training_num_views: int = 0
     num_workers: int = 0  # the train stream's grain worker processes (data.num_workers resolved)
-    clips_per_video: int = 1  # clips each train video gives its batch; a stream element is one video
+    clips_per_item: int = 1  # clips each train video gives its batch; a stream element is one video
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -88,11 +88,13 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.eval_num_crops = 3  # test: 3 crops (both ends and the centre of the long side) or 1 (centre)
     c.eval_during_training_clips = 1  # the evaluations before the last step: views per video (clips x crops) ...
     c.eval_during_training_crops = 1  # ... the final test takes eval_num_clips x eval_num_crops
-    # train: clips taken from each video read (own start, crop and flip each; shared frames decode once), all in
-    # one batch; batch sizes per process must be multiples. >1 feeds more clips per decoded video (at X3D-S
-    # settings, 1.7x the clips/s from h264 files at 2 clips: benchmarks/RESULTS.md) at the price of correlated
-    # examples in a batch, as PySlowFast's repeated augmentation (AUG.NUM_SAMPLE) does.
+    # train: several clips per video read, all in the same batch (the batch per process must be a multiple of
+    # clips_per_video x crops_per_clip): clips_per_video clips with their own random starts, read together
+    # (PySlowFast's DATA.TRAIN_CROP_NUM_TEMPORAL), and crops_per_clip augmentations of each sharing its frames
+    # (repeated augmentation, PySlowFast's AUG.NUM_SAMPLE). More clips per decode at the price of correlated
+    # examples in a batch; the clips/s they give are in benchmarks/RESULTS.md ("Input pipeline").
     c.clips_per_video = 1
+    c.crops_per_clip = 1
 
     # --- tfds: ArrayRecord shards prepared by `python -m vmp_jax.data.prepare`.
     c.tfds = ml_collections.ConfigDict()
@@ -113,6 +115,11 @@ def clip_options(c: ml_collections.ConfigDict) -> dict:
         short_video=c.short_video,
         on_bad_input=c.on_bad_input,
     )
+
+
+def per_video_options(c: ml_collections.ConfigDict) -> dict:
+    """The clips per video read of data config `c`, as keyword arguments of video_sources.train_transform."""
+    return dict(clips_per_video=c.clips_per_video, crops_per_clip=c.crops_per_clip)
 
 
 def eval_options(c: ml_collections.ConfigDict, during_training: bool = False) -> dict:
@@ -156,11 +163,12 @@ def _procedural(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
         jitter=p.jitter,
         clutter=p.clutter,
     )
-    if c.clips_per_video != 1:
-        raise ValueError(
-            f"data.clips_per_video={c.clips_per_video} with data.source='procedural': its clips are generated whole, "
-            "expected 1 (several clips per video apply to video files and ArrayRecord videos)"
-        )
+    for key in ("clips_per_video", "crops_per_clip"):
+        if c[key] != 1:
+            raise ValueError(
+                f"data.{key}={c[key]} with data.source='procedural': its clips are generated whole, expected 1 "
+                "(several clips per video apply to video files and ArrayRecord videos)"
+            )
     train = ProceduralMotionSource(p.num_train, seed=p.train_seed, **kw)
     evaluation = ProceduralMotionSource(p.num_eval, seed=p.eval_seed, **kw)
     return _Sources(train, evaluation, list(train.class_names), 1, len(evaluation), (p.height, p.width))
@@ -171,7 +179,7 @@ def _videos(c: ml_collections.ConfigDict, num_frames: int, train, eval_videos, c
     from vmp_jax.data import video_sources  # pylint: disable=g-import-not-at-top  (PyAV only when used)
 
     train_t = video_sources.train_transform(
-        num_frames, train_scale=tuple(c.train_scale), clips_per_video=c.clips_per_video, **clip_options(c)
+        num_frames, train_scale=tuple(c.train_scale), **per_video_options(c), **clip_options(c)
     )
     eval_t = video_sources.eval_transform(num_frames, **eval_options(c))
     views = video_sources.MultiViewSource(eval_videos, c.eval_num_clips, c.eval_num_crops)
@@ -267,6 +275,7 @@ def make_datasets(
     eval_b = _per_process(eval_batch_size, process_count, "eval_batch_size")
     c = data_config
     sources = _SOURCES[c.source](c, num_frames)
+    per_item = c.clips_per_video * c.crops_per_clip
     num_workers = host_cores.resolve_num_workers(c.num_workers)
     eval_num_workers = host_cores.resolve_num_workers(c.eval_num_workers, "data.eval_num_workers")
     if process_index == 0 and (c.num_workers == host_cores.AUTO or c.eval_num_workers == host_cores.AUTO):
@@ -291,7 +300,7 @@ def make_datasets(
         per_worker_buffer_size=c.per_worker_buffer_size,
         read_threads=c.read_threads,
         read_buffer_size=c.read_buffer_size,
-        clips_per_video=c.clips_per_video,
+        clips_per_item=per_item,
     )
     light = None
     if sources.light_eval is not None:
@@ -311,10 +320,10 @@ def make_datasets(
         sources.class_names,
         sources.eval_num_views,
         sources.eval_num_videos,
-        len(sources.train) * c.clips_per_video,
+        len(sources.train) * per_item,
         sources.frame_size,
         light,
         sources.light_eval_num_views,
         num_workers,
-        c.clips_per_video,
+        per_item,
     )

@@ -87,10 +87,10 @@ class _TrainMap:
         seed: int,
         epoch_len: int,
         source_name: str = "train source",
-        clips_per_video: int = 1,
+        clips_per_item: int = 1,
     ):
         self.transform, self.seed, self.epoch_len, self.source_name = transform, seed, epoch_len, source_name
-        self.clips_per_video = clips_per_video
+        self.clips_per_item = clips_per_item
         self._seen: dict[int, int] = collections.Counter()
         self._skipped: dict[int, int] = collections.Counter()
         self._any_read = False
@@ -148,11 +148,11 @@ class _TrainMap:
         if self.transform is not None:
             item = self.transform(item, np.random.default_rng([self.seed, index]))
         self._count(index, source_index, item is None)
-        return None if item is None else _select(item, _TRAIN_KEYS, self.clips_per_video)
+        return None if item is None else _select(item, _TRAIN_KEYS, self.clips_per_item)
 
 
 def _unstack_clips(batch: dict) -> dict:
-    """A batch of videos with K clips each -> a batch of K times as many clips (a video's clips adjacent)."""
+    """A batch of items with K clips each -> a batch of K times as many clips (an item's clips adjacent)."""
     frames = batch["frames"]
     k = frames.shape[1]
     return {"frames": frames.reshape(-1, *frames.shape[2:]), "label": np.repeat(batch["label"], k)}
@@ -170,7 +170,7 @@ def train_dataset(
     per_worker_buffer_size: int = 2,
     read_threads: int = 2,
     read_buffer_size: int = 64,
-    clips_per_video: int = 1,
+    clips_per_item: int = 1,
 ) -> grain.IterDataset:
     """Infinite training stream: seeded shuffle per epoch -> repeat -> transform -> shard -> batch -> prefetch.
 
@@ -182,29 +182,30 @@ def train_dataset(
     on num_workers, so resume with the same value.
     read_threads / read_buffer_size: threads and elements of grain's read-ahead in each process (grain's
     defaults, 16 and 500, oversubscribe small hosts: 2 threads were 1.7x faster than 16 on 2 cores).
-    clips_per_video=K: the transform returns K clips of each video (frames (K, T, H, W, 3)); a batch then holds
-    batch_size / K videos, K clips each. An element of the stream (and of `train_state_at`) is still one video.
+    clips_per_item=K: the transform returns K clips of each item (frames (K, T, H, W, 3): several clips of one
+    video); a batch then holds batch_size / K items, K clips each. An element of the stream (and of
+    `train_state_at`) is still one item.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}; expected >= 1")
-    if clips_per_video < 1 or batch_size % clips_per_video:
+    if clips_per_item < 1 or batch_size % clips_per_item:
         raise ValueError(
-            f"batch_size={batch_size} per process is not a multiple of clips_per_video={clips_per_video}: "
-            "each video gives that many clips to one batch"
+            f"batch_size={batch_size} per process is not a multiple of clips_per_item={clips_per_item}: "
+            "each item gives that many clips to one batch"
         )
-    videos_per_batch = batch_size // clips_per_video
+    items_per_batch = batch_size // clips_per_item
     _check_shard(shard_index, shard_count, len(source))
-    if len(source) // shard_count < videos_per_batch:
+    if len(source) // shard_count < items_per_batch:
         raise ValueError(
-            f"{len(source)} items over {shard_count} processes are fewer than the {videos_per_batch} a batch of "
+            f"{len(source)} items over {shard_count} processes are fewer than the {items_per_batch} a batch of "
             f"batch_size={batch_size} per process takes"
         )
     ds = grain.MapDataset.source(_Numbered(source)).seed(seed).shuffle().repeat()
-    train_map = _TrainMap(transform, seed, len(source), repr(source), clips_per_video)
+    train_map = _TrainMap(transform, seed, len(source), repr(source), clips_per_item)
     ds = ds.map_with_index(train_map)[shard_index::shard_count]
     read_options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=read_buffer_size)
-    it = ds.to_iter_dataset(read_options).batch(videos_per_batch, drop_remainder=True)
-    if clips_per_video > 1:
+    it = ds.to_iter_dataset(read_options).batch(items_per_batch, drop_remainder=True)
+    if clips_per_item > 1:
         it = it.map(_unstack_clips)
     if num_workers > 0:
         it = _mp_prefetch(it, num_workers, per_worker_buffer_size)
@@ -341,7 +342,7 @@ def train_and_eval(
     per_worker_buffer_size: int = 2,
     read_threads: int = 2,
     read_buffer_size: int = 64,
-    clips_per_video: int = 1,
+    clips_per_item: int = 1,
 ) -> tuple[grain.IterDataset, grain.IterDataset]:
     """This process's (train_dataset, eval_dataset) of every data source; batch sizes are per process.
 
@@ -358,7 +359,7 @@ def train_and_eval(
         per_worker_buffer_size=per_worker_buffer_size,
         read_threads=read_threads,
         read_buffer_size=read_buffer_size,
-        clips_per_video=clips_per_video,
+        clips_per_item=clips_per_item,
         **shard,
     )
     evaluation = eval_dataset(

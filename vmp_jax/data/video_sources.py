@@ -72,9 +72,11 @@ class ClipTransform:
     """Record -> {'frames': uint8 (num_frames, crop, crop, 3), 'label', 'video_index'}, or None when skipped.
 
     train=True: random clip start, random short-side scale in train_scale, random crop, random flip.
-    clips_per_video=K > 1 (training): K such clips of the video, each with its own start and augmentation, from
-    one read of the video (the frames they share decode once; one record read for ArrayRecord): 'frames' is
-    (K, num_frames, crop, crop, 3), and the pipeline puts the K clips into the batch as K examples.
+    Several clips per video read (training), as PySlowFast's temporal clips and repeated augmentation:
+    clips_per_video=K clips with their own random starts, read together (one record read for ArrayRecord; from a
+    file, frames they share decode once and runs of frames further apart than video.SEEK_GAP_SECONDS seek), and
+    crops_per_clip=R augmentations (scale, crop, flip) of each, which share all their frames: 'frames' is then
+    (K * R, num_frames, crop, crop, 3) and the pipeline puts the K * R clips into one batch as K * R examples.
     train=False: clip item['clip_index'] of num_clips evenly spaced, short side eval_short_side, crop
     item['crop_index'] of num_crops (default: the single centre view).
     `stats` counts short videos (looped/padded) and skipped items by reason, in this process.
@@ -95,11 +97,11 @@ class ClipTransform:
         short_video: str = "loop",
         on_bad_input: str = "error",
         clips_per_video: int = 1,
+        crops_per_clip: int = 1,
     ):
-        if clips_per_video < 1 or (clips_per_video > 1 and not train):
-            raise ValueError(
-                f"clips_per_video={clips_per_video}; expected >= 1, and 1 for evaluation (views are clips)"
-            )
+        for name, value in (("clips_per_video", clips_per_video), ("crops_per_clip", crops_per_clip)):
+            if value < 1 or (value > 1 and not train):
+                raise ValueError(f"{name}={value}; expected >= 1, and 1 for evaluation (views are clips x crops)")
         if on_bad_input not in manifest_lib.SKIP_POLICIES:
             raise ValueError(f"on_bad_input={on_bad_input!r}; expected one of {manifest_lib.SKIP_POLICIES}")
         if short_video not in sampling.SHORT_VIDEO_POLICIES:
@@ -111,7 +113,7 @@ class ClipTransform:
         self.train_scale, self.eval_short_side = tuple(train_scale), eval_short_side
         self.num_clips, self.num_crops, self.target_fps = num_clips, num_crops, float(target_fps)
         self.short_video, self.on_bad_input = short_video, on_bad_input
-        self.clips_per_video = clips_per_video
+        self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
         self.stats = collections.Counter()
         self._lock = threading.Lock()
         self._cached = (None, None)
@@ -121,6 +123,11 @@ class ClipTransform:
 
     def __setstate__(self, state):
         self.__dict__.update(state, _lock=threading.Lock())
+
+    @property
+    def clips_per_item(self) -> int:
+        """Clips one call returns: clips_per_video x crops_per_clip."""
+        return self.clips_per_video * self.crops_per_clip
 
     def _tally(self, key: str) -> int:
         with self._lock:  # grain calls transforms from several threads
@@ -198,8 +205,9 @@ class ClipTransform:
                         crop_size=self.crop_size,
                     )
                     for k in range(self.clips_per_video)
+                    for _ in range(self.crops_per_clip)
                 ]
-                frames = clips[0] if self.clips_per_video == 1 else np.stack(clips)
+                frames = clips[0] if len(clips) == 1 else np.stack(clips)
             else:
                 frames = transforms.eval_view(
                     clip,
@@ -224,11 +232,13 @@ def train_transform(
     short_video: str = "loop",
     on_bad_input: str = "error",
     clips_per_video: int = 1,
+    crops_per_clip: int = 1,
 ) -> ClipTransform:
     """The training ClipTransform: a random clip, short side random in train_scale, a random crop_size crop, flip
-    (clips_per_video such clips of each video, from one read of it)."""
+    (clips_per_video such clips of each video, crops_per_clip augmentations of each, from one read of it)."""
     return ClipTransform(
         clips_per_video=clips_per_video,
+        crops_per_clip=crops_per_clip,
         num_frames=num_frames,
         sampling_rate=sampling_rate,
         train=True,
