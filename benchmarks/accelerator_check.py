@@ -12,6 +12,11 @@ Rows (median of --runs runs after a warm-up that compiles; clips/s or GB/s; peak
                                 forward+backward, on X3D-S's (8, 13, 40, 40, 108): which form the GPU default should be
   VMP layer                     forward and forward+backward on (8, 17, 224, 224, 3) against an elementwise floor
                                 (x * 2 + 1: one read, one write), as GB/s and the fraction of the floor's GB/s
+  input per core                X3D-S training clips (14 frames, 160^2 crops, benchmarks/input_pipeline.py) made on
+                                one CPU core of this host, decoding an h264 file (602x256) and reading ArrayRecord
+                                JPEG at the training short side (228), 1 clip per read; then the cores per
+                                accelerator they imply: the x3d_s train step's clips/s (bfloat16, batch on device)
+                                over each per-core rate
 --quick: every shape small and the 'tiny' backbone in place of X3D (a CPU runs the whole table in about a minute);
 the rows and columns are the same.
 Uses only public JAX APIs that JAX 0.11 still has (jax.shard_map, jax.make_mesh, Device.memory_stats).
@@ -205,6 +210,37 @@ def vmp_rows(shape, runs):
     return rows
 
 
+def input_rows(runs, quick):
+    """Clips/s of the X3D-S training transform on one CPU core (the last this process may use), per source."""
+    import tempfile
+
+    from input_pipeline import SETTINGS, clips_per_second, encode, generated_frames, prepare
+
+    from vmp_jax.data.video_sources import ClipTransform
+
+    tmp = tempfile.mkdtemp(prefix="vmp_check_")
+    path = os.path.join(tmp, "s256.mp4")
+    encode(generated_frames(40 if quick else 250), path)
+    jpeg, _, _ = prepare(os.path.join(tmp, "jpeg"), path, "jpeg", 228)
+    transform = ClipTransform(train=True, **SETTINGS["X3D-S 14x160^2"])
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if allowed:
+        os.sched_setaffinity(0, {max(allowed)})
+    rows = []
+    try:
+        for name, item_fn in (
+            ("h264 602x256 file", lambda: {"path": path, "label": 0, "video_index": 0}),
+            ("ArrayRecord JPEG at 228", lambda: jpeg[0]),
+        ):
+            clips = 4 if quick else 20
+            rate = clips_per_second(transform, item_fn, clips, runs)
+            rows.append((f"input per core: {name}", "uint8", "14x160^2 X3D-S", 1 / rate, f"{rate:.1f} clips/s", "-"))
+    finally:
+        if allowed:
+            os.sched_setaffinity(0, allowed)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes: runs end to end on a CPU in < 1 min")
@@ -213,12 +249,14 @@ def main():
         "--workers",
         type=int,
         default=None,
-        help="grain worker processes of the real loop (data.num_workers); default: half the cores, at "
-        "most 8 (0 with --quick)",
+        help="grain worker processes of the real loop (data.num_workers); default: what data.num_workers=-1 "
+        "gives on this host (one per available core less one; 0 with --quick)",
     )
     args = parser.parse_args()
     if args.workers is None:
-        args.workers = 0 if args.quick else min(8, max(1, (os.cpu_count() or 2) // 2))
+        from vmp_jax.data import host_cores
+
+        args.workers = 0 if args.quick else host_cores.auto_num_workers()
     sizes = QUICK if args.quick else FULL
     device = jax.devices()[0]
     print(
@@ -239,6 +277,9 @@ def main():
     rows += depthwise_rows(sizes["depthwise"], args.runs)
     print(f"# {time.perf_counter() - started:.0f} s: depthwise", file=sys.stderr, flush=True)
     rows += vmp_rows(sizes["vmp"], args.runs)
+    print(f"# {time.perf_counter() - started:.0f} s: VMP layer", file=sys.stderr, flush=True)
+    inputs = input_rows(args.runs, args.quick)
+    rows += inputs
     header = ("workload", "dtype", "shape", "median s", "throughput", "peak device memory")
     table = [header] + [(r[0], r[1], r[2], f"{r[3]:.3g}", r[4], r[5]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -246,6 +287,15 @@ def main():
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
         if i == 0:
             print("-|-".join("-" * w for w in widths))
+    train_rate = next(
+        float(r[4].split()[0]) for r in rows if r[0] == "train step, batch on device: x3d_s" and r[1] == "bfloat16"
+    )
+    for row in inputs:
+        per_core = float(row[4].split()[0])
+        print(
+            f"# cores per accelerator for the x3d_s train step ({train_rate:.1f} clips/s, bfloat16, batch on device), "
+            f"{row[0].split(': ')[1]}: {train_rate / per_core:.1f}"
+        )
     print(f"# total {time.perf_counter() - started:.0f} s")
 
 

@@ -13,6 +13,7 @@ ROWS = (
     [f"train step, {feed}: {recipe}" for recipe in ("default", "x3d_s") for feed in ("batch on device", "real loop")]
     + [f"depthwise conv {impl}, {what}" for impl in ("lax", "shifted") for what in ("forward", "forward+backward")]
     + ["elementwise floor (x*2+1)", "VMP layer, forward", "VMP layer, forward+backward"]
+    + ["input per core: h264 602x256 file", "input per core: ArrayRecord JPEG at 228"]
 )
 
 
@@ -35,10 +36,18 @@ def test_quick_check_prints_every_row_with_consistent_figures():
     assert table[0] == ["workload", "dtype", "shape", "median s", "throughput", "peak device memory"]
     names = [(row[0], row[1]) for row in table[1:]]
     for name in ROWS:
-        dtypes = ("float32", "bfloat16") if name.startswith("train") else ("float32",)
+        dtypes = (
+            ("float32", "bfloat16") if name.startswith("train") else ("uint8",) if "input" in name else ("float32",)
+        )
         assert all((name, d) in names for d in dtypes), name
     for workload, _dtype, shape, seconds, throughput, _memory in table[1:]:
         assert float(seconds) > 0
         if workload.startswith("train"):  # clips/s is the batch over the median step time
             batch = int(shape.split("x")[0])
             assert float(throughput.split()[0]) == pytest.approx(batch / float(seconds), rel=0.01, abs=0.1)
+    # The cores per accelerator: the x3d_s bf16 train rate over each per-core input rate.
+    rate = {row[0]: (row[1], float(row[4].split()[0])) for row in table[1:] if row[1] in ("bfloat16", "uint8")}
+    train = rate["train step, batch on device: x3d_s"][1]
+    for source in ("h264 602x256 file", "ArrayRecord JPEG at 228"):
+        line = next(line for line in lines if line.startswith("# cores per accelerator") and source in line)
+        assert float(line.rsplit(": ", 1)[1]) == pytest.approx(train / rate[f"input per core: {source}"][1], rel=0.05)
