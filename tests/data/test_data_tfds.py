@@ -69,6 +69,31 @@ def test_manifest_builder_and_make_datasets(videos, tmp_path):
     assert len(batches) == 2 and all(b["mask"].all() for b in batches)
 
 
+def test_a_stored_short_side_other_than_the_training_one_is_named(videos, tmp_path, caplog):
+    (tmp_path / "train.csv").write_text("xy.mkv,1\n")
+    cfg = tb.VideoManifestConfig(
+        name="s40",
+        manifests={"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "train.csv")},
+        class_names=str(videos / "classes.txt"),
+        video_root=str(videos),
+        short_side=40,
+    )
+    tb.VideoManifest(config=cfg, data_dir=str(tmp_path / "tfds")).download_and_prepare(file_format="array_record")
+    dc = data.default_data_config()
+    dc.update(source="tfds", crop_size=32, eval_num_clips=1, eval_num_crops=1)
+    dc.tfds.update(name="video_manifest", config="s40", data_dir=str(tmp_path / "tfds"), eval_split="train")
+    for scale, eval_side, warned in (((36, 40), 36, None), ((32, 36), 32, "more pixels"), ((40, 48), 40, "upsampled")):
+        caplog.clear()
+        dc.update(train_scale=scale, eval_short_side=eval_side)
+        data.make_datasets(dc, num_frames=3, global_batch_size=1, eval_batch_size=1, seed=0)
+        messages = [r.getMessage() for r in caplog.records if "short side 40" in r.getMessage()]
+        if warned is None:
+            assert not messages
+        else:
+            assert len(messages) == 1 and warned in messages[0]
+            assert f"--short_side={max(scale[1], eval_side)}" in messages[0] and "'s40'" in messages[0]
+
+
 def test_missing_prepared_dataset(tmp_path):
     with pytest.raises(FileNotFoundError, match="prepare"):
         tb.load_sources("video_manifest", "nope", str(tmp_path), "train", "test")

@@ -234,7 +234,31 @@ def _tfds(c: ml_collections.ConfigDict, num_frames: int) -> _Sources:
     train, evaluation, class_names = tfds_builders.load_sources(
         t.name, t.config, t.data_dir, t.train_split, t.eval_split
     )
+    _check_stored_short_side(c, train)
     return _videos(c, num_frames, train, evaluation, class_names)
+
+
+def _check_stored_short_side(c: ml_collections.ConfigDict, train) -> None:
+    """Warns when the prepared frames' short side is not the one training needs: the upper end of data.train_scale
+    (or data.eval_short_side, if larger). Smaller: every clip is upsampled. Larger: every read decodes and resamples
+    pixels no crop needs (X3D-S clips/s per core from JPEG at 256 vs 228: benchmarks/RESULTS.md)."""
+    if not len(train):
+        return
+    frame = train[0]["frames"][[0]]
+    stored = min(frame.shape[1:3])
+    needed = max(int(c.train_scale[1]), int(c.eval_short_side))
+    if stored < needed or stored > needed * 1.1:
+        logging.warning(
+            "data: the prepared frames (tfds config %r) have short side %d, training resizes them to at most %d "
+            "(data.train_scale=%s, data.eval_short_side=%d): %s; prepare them with --short_side=%d",
+            c.tfds.config,
+            stored,
+            needed,
+            tuple(c.train_scale),
+            c.eval_short_side,
+            "every clip is upsampled" if stored < needed else "reading decodes more pixels than the crops use",
+            needed,
+        )
 
 
 # data.source -> (data config, num_frames) -> _Sources.

@@ -32,7 +32,13 @@ def _define_flags(flag_values: flags.FlagValues, argv=None) -> None:
     flags.DEFINE_string("class_names", "", "Class-names file (one per line).", **define)
     flags.DEFINE_string("video_root", "", "Prefix of relative manifest paths ('' = manifest's folder).", **define)
     flags.DEFINE_float("target_fps", 0.0, "Resample to this frame rate (0: keep the container's).", **define)
-    flags.DEFINE_integer("short_side", 256, "Stored short side; >= the largest train scale you use.", **define)
+    flags.DEFINE_integer(
+        "short_side",
+        256,
+        "Stored short side: the training short side, i.e. the upper end of data.train_scale (X3D-S recipes: 228; "
+        "the 256-320 recipes: 320) and >= data.eval_short_side. Larger only slows reading; smaller upsamples.",
+        **define,
+    )
     flags.DEFINE_enum("storage", "jpeg", list(tfds_builders.STORAGES), "Per-frame storage.", **define)
     flags.DEFINE_enum(
         "on_bad_input",
