@@ -6,8 +6,8 @@ finished step and returns at a step boundary (at once while a single process wai
 parameter norm stops the run (`NonFiniteError`) before any checkpoint past it is written. Several processes stop at
 the same step whichever of them got the signal, and no step waits for a collective of the host to agree on it:
 where JAX's preemption sync manager runs (`jax.distributed`), the signalled process publishes a preemption notice
-and every process stops at the step `multihost_utils.reached_preemption_sync_point` names (any step, a step or two
-after the signal); in any case the processes also gather their signals at log, eval and checkpoint steps.
+and every process stops at the step `multihost_utils.reached_preemption_sync_point` names (any step, usually a step
+or two after the signal); in any case the processes also gather their signals at log, eval and checkpoint steps.
 """
 
 from __future__ import annotations
@@ -191,8 +191,8 @@ def train_loop(
     Nothing waits for a step to finish except the logging (every `log_every` steps) and the non-finite check of
     the step before (the device has the current step queued meanwhile). With several processes every process stops
     at the same step (`_should_stop`), and no step waits for a collective to agree on it: at the sync point of
-    JAX's preemption sync manager where it runs (a step or two after the signal), else (or if one comes first) at
-    the next log, eval or checkpoint step, where the processes gather their signals. Train records carry
+    JAX's preemption sync manager where it runs (usually a step or two after the signal), else (or if one comes
+    first) at the next log, eval or checkpoint step, where the processes gather their signals. Train records carry
     `data_wait_s` (mean seconds per step waiting for the next batch), `step_s` (the rest of a step's wall time)
     and `clips_per_s`, over the steps of the log window (eval and checkpoint time excluded).
     """
@@ -297,8 +297,8 @@ def _sync_manager_client():
 def _should_stop(stop: StopFlag, step: int, boundary: bool) -> bool:
     """Whether to stop after `step` (`boundary`: a log, eval or checkpoint step). Called after every step.
 
-    A single process stops at its first step boundary after a signal. Several stop at the same step, whichever
-    received the signal (the first that did is recorded in `stop.source` by those that did not):
+    A single process stops after the step during which the signal came. Several stop at the same step, whichever
+    received the signal (those that received none record the lowest-numbered process that did in `stop.source`):
 
     - Where JAX's preemption sync manager runs, every process asks `reached_preemption_sync_point(step)` after every
       step (a lock, no collective). The manager's own SIGTERM notifier cannot see the signal (its C handler, set by
