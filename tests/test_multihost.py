@@ -89,7 +89,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_between_log_and_chec
         assert p.returncode == 0, out[-3000:]
     results = [json.loads(out.split("RESULT ")[1].splitlines()[0]) for out in outs]
     stopped = results[0]["final"]
-    assert 5 < stopped < 20, outs[0][-3000:]
+    assert 5 < stopped < 100, outs[0][-3000:]  # usually 6 or 7; step 300 (the last) without the sync point
     assert [r["final"] for r in results] == [stopped, stopped] and [r["saved"] for r in results] == [[stopped]] * 2
     assert results[0]["messages"] == [
         f"Stopped by a signal to process 1 at step {stopped}; checkpoint saved. Rerun the same command to resume."

@@ -90,6 +90,8 @@ def test_next_batches_are_read_and_transferred_while_the_current_one_is_used():
 
 
 def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(monkeypatch):
+    # No preemption sync manager here (jax.distributed does not run): the processes agree by gathering their
+    # signals, at log and checkpoint steps only.
     gathers = []
 
     def allgather(x, tiled=False):
