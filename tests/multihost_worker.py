@@ -2,6 +2,12 @@
 
     python tests/multihost_worker.py eval OUT.npz PROCESS_ID NUM_PROCESSES PORT DEVICES_PER_PROCESS [interleaved]
 
+    python tests/multihost_worker.py stop - PROCESS_ID NUM_PROCESSES PORT DEVICES_PER_PROCESS
+
+`stop`: runs `training_loop.train_loop` with the trainer's SIGTERM handler over 300 steps of one cross-process
+collective each, with no log, eval or checkpoint step before the last; prints `step N` after each step and, at
+the end, `RESULT {...}` (the step it returned at, the steps it saved, its stop messages).
+
 `eval`: evaluates a tiny randomly initialised model on the procedural eval split over a 1-D mesh (with
 `interleaved`, the mesh's device order alternates between the processes, as `jax.make_mesh` may order a TPU
 torus) and, on process 0, saves the per-video probabilities (video ids, probabilities, labels) to OUT.npz.
@@ -73,6 +79,50 @@ def run_eval(out, interleaved):
         np.savez(out, ids=ids, probs=probs, labels=labels)
 
 
+def run_stop():
+    import json
+    import signal
+    import time
+
+    from jax.experimental import multihost_utils
+
+    from vmp_jax import training_loop
+
+    stop = training_loop.StopFlag()
+    signal.signal(signal.SIGTERM, stop)  # after jax.distributed.initialize, as train.py installs it
+    saved, messages = [], []
+
+    def train_step(state, batch):
+        multihost_utils.process_allgather(np.int32(state))  # the processes step together, as with a real step
+        time.sleep(0.01)
+        print(f"step {state + 1}", flush=True)
+        return state + 1, {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
+
+    class Checkpoints:
+        directory = "-"
+        latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
+        wait = lambda self: None  # noqa: E731
+
+    class Writer:
+        advance = write = lambda self, *a, **k: None  # noqa: E731
+        message = lambda self, text: messages.append(text)  # noqa: E731
+
+    final = training_loop.train_loop(
+        0,
+        0,
+        training_loop.Cadence(total_steps=300, log_every=1000, eval_every=0, checkpoint_every=1000),
+        batches=iter(range(1000)),
+        train_step=train_step,
+        evaluate=lambda s, final: {"eval": {}},
+        save=lambda step, s, m=None: saved.append(step),
+        checkpoints=Checkpoints(),
+        writer=Writer(),
+        stop=stop,
+        batch_size=1,
+    )
+    print("RESULT " + json.dumps({"final": final, "saved": saved, "messages": messages}), flush=True)
+
+
 def main(argv):
     what, out, process_id, num_processes, port, devices = argv[1:7]
     jax.config.update("jax_num_cpu_devices", int(devices))
@@ -81,6 +131,8 @@ def main(argv):
         jax.distributed.initialize(f"127.0.0.1:{port}", int(num_processes), int(process_id))
     if what == "eval":
         run_eval(out, interleaved="interleaved" in argv[7:])
+    elif what == "stop":
+        run_stop()
     else:
         raise ValueError(f"unknown worker task {what!r}")
 

@@ -100,7 +100,7 @@ def test_tiny_sweep_stopped_halfway_resumes_and_summarises(tmp_path, monkeypatch
     def stop_in_second_run(run_config, directory):
         calls.append(directory)
         if len(calls) == 2:  # as if SIGTERM arrived during the first step of the second run
-            monkeypatch.setattr(training_loop, "_should_stop", lambda stop: True)
+            monkeypatch.setattr(training_loop, "_should_stop", lambda *args: True)
         try:
             return real_train(run_config, directory)
         finally:

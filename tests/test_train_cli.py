@@ -153,3 +153,47 @@ def test_two_processes_of_two_devices_match_one_process_of_four(tmp_path):
     with open(multi / "checkpoints" / "4" / "checksums.json") as f:
         assert "data/process_1-of-2.json" in json.load(f)["files"]
     assert checkpointing.checksum_problems(str(multi / "checkpoints" / "4")) == []
+
+
+def start_two(workdir, *flags):
+    """The 2 processes (1 CPU device each, gloo) of one job on 127.0.0.1."""
+    port = free_port()
+    return [
+        start(
+            workdir,
+            *flags,
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
+            "--cpu_collectives=gloo",
+        )
+        for i in range(2)
+    ]
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_then_resumes_exactly(tmp_path):
+    # Checkpoints every 4 steps and no log step before the last: a stop between them comes from JAX's preemption
+    # sync point (training_loop._should_stop), one at step 8, 12 or 16 from either agreement.
+    flags = ["--config.num_train_steps=20", "--config.log_every_steps=100", "--config.checkpoint_every_steps=4"]
+    uninterrupted, workdir = tmp_path / "uninterrupted", tmp_path / "stopped"
+    reference = start_two(uninterrupted, *flags)  # alongside the stopped job: on several cores, no longer
+    procs = start_two(workdir, *flags)
+    try:
+        wait_for_checkpoint(workdir, procs[0])  # step 4's: a few steps trained
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [finish(proc, timeout=150) for proc in procs]  # both exit cleanly (status 0)
+        said = "Stopped by a signal to process 1 at step "
+        assert said in outs[0], outs[0][-3000:]
+        stopped = int(outs[0].split(said)[1].split(";")[0])
+        assert f"Stopped by signal {int(signal.SIGTERM)} at step {stopped}\n" in outs[1], outs[1][-3000:]  # its log
+        assert 4 < stopped < 20
+        assert checkpointing.Checkpoints(os.path.join(workdir, "checkpoints")).latest_step() == stopped
+        procs += start_two(workdir, *flags)
+        outs = [finish(proc) for proc in procs[2:]]
+        assert f"Resumed from step {stopped}" in outs[0] and "Finished 20 steps" in outs[0], outs[0][-3000:]
+        for proc in reference:
+            finish(proc)
+    finally:
+        for proc in reference + procs:
+            proc.kill()
+    assert_bitwise_equal(final_state(uninterrupted, 20), final_state(workdir, 20))

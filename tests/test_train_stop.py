@@ -1,5 +1,6 @@
 """A stop signal while the trainer waits for its next batch (training_loop.StopFlag, InterruptibleIterator)."""
 
+import datetime
 import os
 import signal
 import threading
@@ -89,6 +90,8 @@ def test_next_batches_are_read_and_transferred_while_the_current_one_is_used():
 
 
 def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(monkeypatch):
+    # No preemption sync manager here (jax.distributed does not run): the processes agree by gathering their
+    # signals, at log and checkpoint steps only.
     gathers = []
 
     def allgather(x, tiled=False):
@@ -124,6 +127,110 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
     )
     # Steps 4, 6, 8 and 12 (log or checkpoint; 12 is the last): one agreement each, none on the 8 other steps.
     assert len(gathers) == 4 and saved == [6, 12]
+
+
+class _FakeClient:
+    """The distributed runtime client's key-value store, as far as the stop agreement uses it."""
+
+    def __init__(self, store=None):
+        self.store = dict(store or {})
+
+    def key_value_set(self, key, value, allow_overwrite=False):
+        if key in self.store and not allow_overwrite:
+            raise RuntimeError(f"ALREADY_EXISTS: {key}")
+        self.store[key] = value
+
+    def key_value_dir_get(self, prefix):
+        return [(k, v) for k, v in self.store.items() if k.startswith(prefix)]
+
+
+def _stop_at_sync_point(monkeypatch, client, signal_at=None, sync_at=None):
+    """train_loop over 12 steps (log every 4, checkpoint every 6) as one of 2 processes with a preemption sync
+    manager: `sync_at` is the step at which reached_preemption_sync_point says yes (None: once the notice is
+    published, 2 steps later), `signal_at` the step during which this process gets SIGTERM."""
+    gathers, asked, saved, messages = [], [], [], []
+    published = []
+
+    def reached(step):
+        asked.append(step)
+        if training_loop.PREEMPTION_NOTICE_KEY in client.store and not published:
+            published.append(step)
+        return step == (sync_at if sync_at is not None else (published[0] + 2 if published else None))
+
+    monkeypatch.setattr(training_loop.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(training_loop, "_sync_manager_client", lambda: client)
+    monkeypatch.setattr(training_loop.multihost_utils, "reached_preemption_sync_point", reached)
+    monkeypatch.setattr(
+        training_loop.multihost_utils, "process_allgather", lambda x, tiled=False: gathers.append(x) or [int(x), -1]
+    )
+    stop = training_loop.StopFlag()
+
+    def train_step(state, batch):
+        if state + 1 == signal_at:
+            stop(signal.SIGTERM, None)
+        return state + 1, {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
+
+    class Checkpoints:
+        directory = "ckpt"
+        latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
+        wait = lambda self: None  # noqa: E731
+
+    class Writer:
+        advance = write = lambda self, *a, **k: None  # noqa: E731
+        message = lambda self, text: messages.append(text)  # noqa: E731
+
+    final = training_loop.train_loop(
+        0,
+        0,
+        training_loop.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6),
+        batches=iter(range(100)),
+        train_step=train_step,
+        evaluate=lambda s, final: {"eval": {"top1": 0.0}},
+        save=lambda step, s, m=None: saved.append(step),
+        checkpoints=Checkpoints(),
+        writer=Writer(),
+        stop=stop,
+        batch_size=1,
+    )
+    return final, asked, gathers, saved, messages
+
+
+def test_the_signalled_process_publishes_a_preemption_notice_and_stops_at_the_sync_point(monkeypatch):
+    client = _FakeClient()
+    final, asked, gathers, saved, messages = _stop_at_sync_point(monkeypatch, client, signal_at=1)
+    # Signalled during step 1: the notice is published after it, and the sync point (step 3, no log or checkpoint
+    # step) stops the run, without waiting for the log step 4 and with no collective on steps 1 to 3.
+    assert client.store == {"vmp_jax/stop_signal/0": str(int(signal.SIGTERM)), "RECEIVED_PREEMPTION_NOTICE": ANY_TIME}
+    assert final == 3 and saved == [3] and asked == [1, 2, 3] and gathers == []
+    assert messages == [
+        f"Stopped by signal {int(signal.SIGTERM)} at step 3; checkpoint saved. Rerun the same command to resume."
+    ]
+
+
+def test_a_process_stopped_by_another_ones_notice_names_it(monkeypatch):
+    notice = {"vmp_jax/stop_signal/1": "15", "RECEIVED_PREEMPTION_NOTICE": "2026-01-01T00:00:00+00:00"}
+    client = _FakeClient(notice)
+    final, asked, gathers, saved, messages = _stop_at_sync_point(monkeypatch, client, sync_at=5)
+    assert final == 5 and saved == [5] and asked == [1, 2, 3, 4, 5] and len(gathers) == 1  # the log step 4's
+    assert client.store == notice  # nothing published: this process got no signal
+    assert messages[0].startswith("Stopped by a signal to process 1 at step 5;")
+
+
+def test_the_log_step_agreement_still_stops_the_run_when_no_sync_point_comes(monkeypatch):
+    # The notice is published but the sync point never comes (a sync manager that never learns of it): the signal
+    # gathered at the next log step stops every process there.
+    final, asked, gathers, saved, messages = _stop_at_sync_point(monkeypatch, _FakeClient(), signal_at=2, sync_at=-1)
+    assert final == 4 and saved == [4] and asked == [1, 2, 3, 4] and len(gathers) == 1
+
+
+class _AnyTime(str):
+    def __eq__(self, other):
+        return datetime.datetime.fromisoformat(other).tzinfo is not None
+
+    __hash__ = str.__hash__
+
+
+ANY_TIME = _AnyTime()
 
 
 def test_evaluations_during_training_and_the_final_test(monkeypatch):

@@ -3,13 +3,17 @@
 `train_loop` knows nothing of models or data: it gets the state, the batches and the step, evaluation and save
 functions from `train_lib.train_and_evaluate`. What it guarantees: a stop signal (SIGTERM/SIGINT) saves the last
 finished step and returns at a step boundary (at once while a single process waits for data); a non-finite loss or
-parameter norm stops the run (`NonFiniteError`) before any checkpoint past it is written; several processes agree
-on stopping only at log, eval and checkpoint steps, so no step waits for a collective of the host.
+parameter norm stops the run (`NonFiniteError`) before any checkpoint past it is written. Several processes stop at
+the same step whichever of them got the signal, and no step waits for a collective of the host to agree on it:
+where JAX's preemption sync manager runs (`jax.distributed`), the signalled process publishes a preemption notice
+and every process stops at the step `multihost_utils.reached_preemption_sync_point` names (any step, usually a step
+or two after the signal); in any case the processes also gather their signals at log, eval and checkpoint steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import multiprocessing
 import queue
 import threading
@@ -51,6 +55,7 @@ class StopFlag:
     signum: int | None = None
     source: int | None = None  # the process whose signal stopped this one, when it received none itself
     waiting: bool = False
+    published: bool = False  # the signal was published as a preemption notice (several processes)
 
     def __call__(self, signum, frame):
         del frame
@@ -184,16 +189,16 @@ def train_loop(
     at once if it comes while `next(batches)` waits for data (StopRequested: that step does not run).
 
     Nothing waits for a step to finish except the logging (every `log_every` steps) and the non-finite check of
-    the step before (the device has the current step queued meanwhile). With several processes the processes agree
-    on stopping only at log, eval and checkpoint steps: an agreement is a collective that would make every host
-    wait for its step. Train records carry `data_wait_s` (mean seconds per step waiting for the next batch),
-    `step_s` (the rest of a step's wall time) and `clips_per_s`, over the steps of the log window (eval and
-    checkpoint time excluded).
+    the step before (the device has the current step queued meanwhile). With several processes every process stops
+    at the same step (`_should_stop`), and no step waits for a collective to agree on it: at the sync point of
+    JAX's preemption sync manager where it runs (usually a step or two after the signal), else (or if one comes
+    first) at the next log, eval or checkpoint step, where the processes gather their signals. Train records carry
+    `data_wait_s` (mean seconds per step waiting for the next batch), `step_s` (the rest of a step's wall time)
+    and `clips_per_s`, over the steps of the log window (eval and checkpoint time excluded).
     """
     pending = None  # (step, metrics) of the step in flight: checked for NaN one step later, without a stall
     window = {"start": time.perf_counter(), "steps": 0, "wait": 0.0, "other": 0.0}
     step = start_step
-    several = jax.process_count() > 1
 
     def check_finite(step_metrics, at_step):
         loss, param_norm = float(step_metrics["loss"]), float(step_metrics["param_norm"])
@@ -266,7 +271,7 @@ def train_loop(
         window["other"] += time.perf_counter() - other
 
         boundary = cadence.log_at(step) or cadence.eval_at(step) or cadence.checkpoint_at(step)
-        if (boundary or not several) and _should_stop(stop):
+        if _should_stop(stop, step, boundary):
             return stop_here()
     if pending is not None:
         check_finite(*pending)
@@ -274,11 +279,48 @@ def train_loop(
     return state
 
 
-def _should_stop(stop: StopFlag) -> bool:
-    """Every process stops at the same step: any process's signal stops all of them (the first one that got a
-    signal is recorded in `stop.source`)."""
+# The key under which a process's preemption notifier tells the others of a preemption (tsl's
+# preemption_sync_manager.cc, kPreemptionNoticeKey): every process's sync manager watches it and, once it is set,
+# agrees with the others on the first step that none has reached yet as the sync point.
+PREEMPTION_NOTICE_KEY = "RECEIVED_PREEMPTION_NOTICE"
+_SIGNAL_KEYS = "vmp_jax/stop_signal/"  # + process index -> the signal number that process received
+
+
+def _sync_manager_client():
+    """The distributed runtime client where JAX's preemption sync manager runs (None where it does not)."""
+    from jax._src import distributed  # where orbax also reads the client from
+
+    state = distributed.global_state
+    return state.client if state.client is not None and state.preemption_sync_manager is not None else None
+
+
+def _should_stop(stop: StopFlag, step: int, boundary: bool) -> bool:
+    """Whether to stop after `step` (`boundary`: a log, eval or checkpoint step). Called after every step.
+
+    A single process stops after the step during which the signal came. Several stop at the same step, whichever
+    received the signal (those that received none record the lowest-numbered process that did in `stop.source`):
+
+    - Where JAX's preemption sync manager runs, every process asks `reached_preemption_sync_point(step)` after every
+      step (a lock, no collective). The manager's own SIGTERM notifier cannot see the signal (its C handler, set by
+      `jax.distributed.initialize`, is replaced by this run's Python one), so the signalled process publishes the
+      notice the notifier would publish; every manager then agrees with the others on the first step no process
+      has reached as the sync point.
+    - At log, eval and checkpoint steps the processes also gather their signals (a collective): the agreement
+      where there is no sync manager, and whichever comes first otherwise (both name the same step everywhere).
+    """
     if jax.process_count() == 1:
         return stop.signum is not None
+    client = _sync_manager_client()
+    if client is not None:
+        if stop.signum is not None and not stop.published:
+            _publish(client, stop)
+        if multihost_utils.reached_preemption_sync_point(step):
+            if stop.signum is None:
+                received = sorted(int(key.rsplit("/", 1)[1]) for key, _ in client.key_value_dir_get(_SIGNAL_KEYS))
+                stop.source = received[0] if received else None
+            return True
+    if not boundary:
+        return False
     signums = np.asarray(multihost_utils.process_allgather(np.asarray(-1 if stop.signum is None else stop.signum)))
     received = np.flatnonzero(signums >= 0)
     if received.size and stop.signum is None:
@@ -286,7 +328,21 @@ def _should_stop(stop: StopFlag) -> bool:
     return bool(received.size)
 
 
+def _publish(client, stop: StopFlag) -> None:
+    """Publishes this process's signal as the preemption notice of JAX's sync managers (once; the first notice of
+    the job is the one that counts, so a later one, another process's or JAX's own, is ignored)."""
+    stop.published = True
+    client.key_value_set(f"{_SIGNAL_KEYS}{jax.process_index()}", str(stop.signum))  # before the notice: it names
+    now = datetime.datetime.now(datetime.UTC).isoformat()  # the death time, RFC 3339: the protocol starts at once
+    try:
+        client.key_value_set(PREEMPTION_NOTICE_KEY, now)
+    except Exception as e:  # noqa: BLE001  (the key exists: another process, or JAX's notifier, published first)
+        logging.info("preemption notice already published: %s", e)
+
+
 def _signal_text(stop: StopFlag) -> str:
     if stop.signum is not None:
         return f"signal {stop.signum}"
+    if stop.source is None:  # a preemption notice that no process's signal handler published (JAX's own notifier)
+        return "a preemption notice to another process"
     return f"a signal to process {stop.source}"
