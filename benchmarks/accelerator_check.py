@@ -214,8 +214,11 @@ def input_rows(runs, quick):
     """Clips/s of the X3D-S training transform on one CPU core (the last this process may use), per source."""
     import tempfile
 
-    from input_pipeline import SETTINGS, clips_per_second, encode, generated_frames, prepare
-
+    try:
+        from input_pipeline import SETTINGS, clips_per_second, encode, generated_frames, prepare
+    except ImportError as e:  # tensorflow-datasets / array-record / av not brought to this machine
+        print(f"# input rows skipped: {e}", flush=True)
+        return []
     from vmp_jax.data.video_sources import ClipTransform
 
     tmp = tempfile.mkdtemp(prefix="vmp_check_")
