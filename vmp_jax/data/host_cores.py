@@ -5,8 +5,8 @@ affinity (what `taskset`, SLURM's `--cpus-per-task` binding or a container's cpu
 the whole machine but several training processes share the host (one per GPU: SLURM tasks per node,
 `LOCAL_WORLD_SIZE`, Open MPI's local size), each takes an equal share. One core stays with the training process
 itself (the step loop, the device transfers, XLA's host work); with fewer than MIN_CORES_FOR_WORKERS cores the
-decoding runs in the training process's read threads instead (on 2 cores one worker process was no faster than
-the in-process threads; benchmarks/RESULTS.md, "Input pipeline").
+decoding runs in the training process's read threads instead (on 2 cores, 0, 1 and 2 workers were within the
+run-to-run spread of each other; benchmarks/RESULTS.md, "Input pipeline").
 """
 
 from __future__ import annotations
