@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+import loop_fakes
 import numpy as np
 import pytest
 
@@ -101,15 +102,6 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
     monkeypatch.setattr(training_loop.jax, "process_count", lambda: 2)
     monkeypatch.setattr(training_loop.multihost_utils, "process_allgather", allgather)
     saved = []
-
-    class Checkpoints:
-        directory = "ckpt"
-        latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
-        wait = lambda self: None  # noqa: E731
-
-    class Writer:
-        advance = write = message = lambda self, *a, **k: None  # noqa: E731
-
     cadence = training_loop.Cadence(total_steps=12, log_every=4, eval_every=0, checkpoint_every=6)
     metrics = {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
     training_loop.train_loop(
@@ -120,8 +112,8 @@ def test_several_processes_agree_on_stopping_only_at_log_and_checkpoint_steps(mo
         train_step=lambda s, b: (s + 1, metrics),
         evaluate=lambda s, final: {"eval": {"top1": 0.0}},
         save=lambda step, s, m=None: saved.append(step),
-        checkpoints=Checkpoints(),
-        writer=Writer(),
+        checkpoints=loop_fakes.Checkpoints(saved),
+        writer=loop_fakes.Writer(),
         stop=training_loop.StopFlag(),
         batch_size=1,
     )
@@ -170,15 +162,6 @@ def _stop_at_sync_point(monkeypatch, client, signal_at=None, sync_at=None):
             stop(signal.SIGTERM, None)
         return state + 1, {"loss": np.float32(1.0), "param_norm": np.float32(1.0)}
 
-    class Checkpoints:
-        directory = "ckpt"
-        latest_step = lambda self: saved[-1] if saved else None  # noqa: E731
-        wait = lambda self: None  # noqa: E731
-
-    class Writer:
-        advance = write = lambda self, *a, **k: None  # noqa: E731
-        message = lambda self, text: messages.append(text)  # noqa: E731
-
     final = training_loop.train_loop(
         0,
         0,
@@ -187,8 +170,8 @@ def _stop_at_sync_point(monkeypatch, client, signal_at=None, sync_at=None):
         train_step=train_step,
         evaluate=lambda s, final: {"eval": {"top1": 0.0}},
         save=lambda step, s, m=None: saved.append(step),
-        checkpoints=Checkpoints(),
-        writer=Writer(),
+        checkpoints=loop_fakes.Checkpoints(saved),
+        writer=loop_fakes.Writer(messages),
         stop=stop,
         batch_size=1,
     )
@@ -236,17 +219,6 @@ ANY_TIME = _AnyTime()
 def test_evaluations_during_training_and_the_final_test(monkeypatch):
     saved, written, finals = [], [], []
 
-    class Checkpoints:
-        directory = "ckpt"
-        latest_step = lambda self: saved[-1][0] if saved else None  # noqa: E731
-        wait = lambda self: None  # noqa: E731
-
-    class Writer:
-        advance = message = lambda self, *a, **k: None  # noqa: E731
-
-        def write(self, step, split, metrics):
-            written.append((step, split))
-
     def evaluate(state, final):
         finals.append(final)
         return {"eval": {"top1": 0.5}, **({"test": {"top1": 0.75}} if final else {})}
@@ -261,8 +233,8 @@ def test_evaluations_during_training_and_the_final_test(monkeypatch):
         train_step=lambda s, b: (s + 1, metrics),
         evaluate=evaluate,
         save=lambda step, s, m=None: saved.append((step, m)),
-        checkpoints=Checkpoints(),
-        writer=Writer(),
+        checkpoints=loop_fakes.Checkpoints(saved, step_of=lambda entry: entry[0]),
+        writer=loop_fakes.Writer(records=written),
         stop=training_loop.StopFlag(),
         batch_size=1,
     )
@@ -293,7 +265,7 @@ def test_the_reader_thread_does_not_keep_the_process_alive():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=root),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.path.join(root, "tests")])),  # + loop_fakes
     )
     assert proc.stdout.readline().strip() == "exiting"
     start = time.monotonic()
