@@ -9,7 +9,8 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
   eval_batch_size          global eval batch
   num_train_steps          > 0: train this many steps; else num_epochs x (train clips // batch_size)
   vmp_lambda               weight of the temporal attention variation in the loss
-  model.backbone           a registered backbone name ('x3d', 'tiny'); its arguments are model.<name>.*
+  model.backbone           a registered backbone ('x3d', 'timesformer', 'slowfast', 'tiny'); its arguments are
+                           model.<name>.*
   model.backbone_module    import path of a module registering a backbone outside vmp_jax ('' = none)
   model.num_classes        0: take the data set's; otherwise must agree with it
   model.dtype              compute dtype ('bfloat16' = mixed precision; params and optimiser stay float32)
