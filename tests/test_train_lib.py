@@ -173,6 +173,8 @@ def test_train_and_evaluate_writes_metrics_checkpoints_and_resumes(tmp_path):
         ("model.vmp.pn_init_value", -1.0, r"config.model.vmp.pn_init_value=-1.0: expected >= 0"),
         ("data.eval_during_training_crops", 2, r"config.data.eval_during_training_crops=2: expected 1 \(centre\) or 3"),
         ("data.eval_num_clips", 0, r"config.data.eval_num_clips=0: expected >= 1 clips per video"),
+        ("data.num_workers", -2, r"config.data.num_workers=-2; expected >= 0, or -1 for one per available CPU core"),
+        ("data.clips_per_video", 3, r"config.data.clips_per_video=3: expected clips_per_video x crops_per_clip"),
     ],
 )
 def test_invalid_config_fails_naming_the_key(tmp_path, key, value, message):

@@ -10,6 +10,7 @@ import json
 import ml_collections
 
 from vmp_jax import cli, optim, profiling
+from vmp_jax.data import host_cores
 from vmp_jax.models import factory, registry
 from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS
 
@@ -71,8 +72,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int, num_processes:
             f"(batch_size={config.batch_size} over {num_processes} processes)",
         )
     for key in ("num_workers", "eval_num_workers"):
-        if config.data[key] < -1:
-            _fail(f"data.{key}", config.data[key], ">= 0 worker processes, or -1 for one per available core less one")
+        try:
+            host_cores.resolve_num_workers(config.data[key], f"data.{key}")
+        except ValueError as e:
+            raise ConfigError(f"config.{e}") from None
     model = config.model
     factory.import_backbone_module(model)
     if model.backbone not in registry.BACKBONES:

@@ -59,10 +59,10 @@ def _select(item: dict, keys: tuple[str, ...], clips: int = 1) -> dict:
             raise ValueError(f"data item lacks key {k!r}; it has {sorted(item)}")
         out[k] = item[k]
     out["frames"] = frames = np.asarray(out["frames"])
-    if clips == 1 and (frames.dtype != np.uint8 or frames.ndim != 4):
-        raise ValueError(f"item frames must be uint8 (T, H, W, 3); got {frames.dtype} {frames.shape}")
-    if clips > 1 and (frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[0] != clips):
-        raise ValueError(f"item frames must be uint8 ({clips} clips, T, H, W, 3); got {frames.dtype} {frames.shape}")
+    lead = () if clips == 1 else (clips,)
+    if frames.dtype != np.uint8 or frames.ndim != 4 + len(lead) or frames.shape[: len(lead)] != lead:
+        expected = "(T, H, W, 3)" if clips == 1 else f"({clips} clips, T, H, W, 3)"
+        raise ValueError(f"item frames must be uint8 {expected}; got {frames.dtype} {frames.shape}")
     for k in keys[1:]:
         out[k] = np.int32(out[k])
     return out

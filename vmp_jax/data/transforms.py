@@ -109,7 +109,7 @@ def random_resized_crop_flip(
     oh, ow = short_side_size(frames.shape[1], frames.shape[2], short_side)
     top = int(rng.integers(0, oh - crop_size + 1))
     left = int(rng.integers(0, ow - crop_size + 1))
-    frames = resized_crop(frames, short_side, top, left, crop_size)
+    frames = _resampled_region(frames, (oh, ow), top, left, crop_size, crop_size)
     if flip and rng.random() < 0.5:
         frames = frames[:, :, ::-1]
     return np.ascontiguousarray(frames)
@@ -144,4 +144,4 @@ def eval_view(
     _check_clip(frames)
     oh, ow = short_side_size(frames.shape[1], frames.shape[2], short_side)
     top, left = three_crop_offset(oh, ow, crop_size, crop_index, num_crops)
-    return resized_crop(frames, short_side, top, left, crop_size)
+    return _resampled_region(frames, (oh, ow), top, left, crop_size, crop_size)
