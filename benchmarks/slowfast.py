@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from timing import median_seconds
+from timing import median_seconds, train_step_rows
 from x3d import LAMBDA, NUM_CLASSES, import_torch_x3d, torch_train_step
 
 from vmp_jax.convert import slowfast_from_torch
@@ -96,21 +96,8 @@ def train_rows(workload, runs, torch):
         net = packed_slowfast(torch)
     ours_fn = jax_train_step(frames_np, labels_np, None if net is None else net.net.state_dict())
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
-    ours = median_seconds(ours_fn, runs)
-    theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
-    rows = [
-        (
-            "train step SlowFast 8x8 R50 (JAX)",
-            shape,
-            ours,
-            f"{batch / ours:.2f} clips/s",
-            "" if theirs is None else f"{theirs / ours:.2f}x",
-        )
-    ]
-    if theirs is not None:
-        rows.append(("train step SlowFast 8x8 R50 (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s", "1.00x"))
-    return rows
+    return train_step_rows("train step SlowFast 8x8 R50", shape, batch, ours_fn, theirs_fn, runs)
 
 
 # Convs of the 8x8 R50 train step at batch 2, 112² input: name -> (input shape, features, kernel, strides).

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from timing import median_seconds
+from timing import train_step_rows
 
 TRAIN = dict(depth=4, width=384, num_heads=6, patch_size=16, image_size=96, num_frames=8)
 BATCH = 4
@@ -142,21 +142,8 @@ def train_rows(runs, torch, transformers):
     net = None if torch is None else torch_net(torch, transformers)
     ours_fn = jax_train_step(frames_np, labels_np, None if net is None else net.state_dict())
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
-    ours = median_seconds(ours_fn, runs)
-    theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={BATCH} T+1={t1} {size}x{size} {TRAIN['depth']}x{TRAIN['width']}"
-    rows = [
-        (
-            "train step VMP+TimeSformer (JAX)",
-            shape,
-            ours,
-            f"{BATCH / ours:.2f} clips/s",
-            "" if theirs is None else f"{theirs / ours:.2f}x",
-        )
-    ]
-    if theirs is not None:
-        rows.append(("train step VMP+TimeSformer (PyTorch)", shape, theirs, f"{BATCH / theirs:.2f} clips/s", "1.00x"))
-    return rows
+    return train_step_rows("train step VMP+TimeSformer", shape, BATCH, ours_fn, theirs_fn, runs)
 
 
 def memory_rows():

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from timing import median_seconds
+from timing import median_seconds, train_step_rows
 
 from vmp_jax.convert import x3d_from_torch
 from vmp_jax.models import VideoClassifier
@@ -142,23 +142,8 @@ def train_rows(variant, runs, torch, create_x3d):
     ours_fn = jax_train_step(variant, frames_np, labels_np, None if net is None else net.state_dict())
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
     # All JAX runs, then all PyTorch runs: the two runtimes' worker threads never share the cores.
-    ours = median_seconds(ours_fn, runs)
-    theirs = None if theirs_fn is None else median_seconds(theirs_fn, runs)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
-    rows = [
-        (
-            f"train step X3D-{variant.upper()} (JAX)",
-            shape,
-            ours,
-            f"{batch / ours:.2f} clips/s",
-            "" if theirs is None else f"{theirs / ours:.2f}x",
-        )
-    ]
-    if theirs is not None:
-        rows.append(
-            (f"train step X3D-{variant.upper()} (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s", "1.00x")
-        )
-    return rows
+    return train_step_rows(f"train step X3D-{variant.upper()}", shape, batch, ours_fn, theirs_fn, runs)
 
 
 def depthwise_rows(runs, lax_runs, torch):
