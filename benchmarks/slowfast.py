@@ -42,7 +42,7 @@ def jax_train_step(frames_u8, labels, torch_state_dict):
 
     # One device per clip at most: a batch of 1 runs on one core (the trainer needs the batch to divide the mesh).
     n = min(len(frames_u8), jax.device_count())
-    mesh = jax.make_mesh((n,), (train_lib.AXIS,), devices=jax.devices()[:n])
+    mesh = train_lib.make_mesh(jax.devices()[:n])
     clf = VideoClassifier(
         num_classes=NUM_CLASSES, backbone="slowfast", backbone_kwargs=(("alpha", ALPHA),), bn_axis_name=train_lib.AXIS
     )
