@@ -50,7 +50,9 @@ def main(argv, flag_values):
         raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     import jax
 
-    from vmp_jax import distributed, train_lib  # after flag parsing: importing JAX code reads no flags early
+    # After flag parsing: importing JAX code reads no flags early.
+    from vmp_jax.training import distributed, run_dir
+    from vmp_jax.training.run import train_and_evaluate
 
     config = flag_values.config
     if config.compilation_cache_dir:  # before anything compiles
@@ -74,7 +76,19 @@ def main(argv, flag_values):
     )
     if note:
         cli.say(note)
-    train_lib.train_and_evaluate(config, workdir)
+    state = train_and_evaluate(config, workdir)
+    # Process 0 wrote the run's info; on a cluster the other hosts may not see the workdir.
+    if jax.process_index() == 0 and int(jax.device_get(state.step)) >= run_dir.read_run_info(workdir)["total_steps"]:
+        cli.say(next_steps(os.path.abspath(workdir)))
+
+
+def next_steps(workdir: str) -> str:
+    """What to do with a run once it has trained: the tools' command lines."""
+    return (
+        f"Next: python -m vmp_jax.visualize VIDEO --workdir {workdir} --out motion.png  (what the motion prompt sees)\n"
+        f"      python -m vmp_jax.export --workdir {workdir} --out {workdir}_export   (then python -m vmp_jax.predict "
+        f"--export {workdir}_export VIDEO)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
     benchmarks/accelerator_check.sh [--quick] [--runs 5]      # (the .sh runs this file from the repository root)
 
 Rows (median of --runs runs after a warm-up that compiles; clips/s or GB/s; peak device memory after the row):
-  train step, batch on device   the trainer's own step (train_lib.make_train_step) on one fixed device batch
+  train step, batch on device   the trainer's own step (vmp_jax.training.steps.make_train_step) on one fixed
+                                device batch
   train step, real loop         the same step fed by the real input pipeline (procedural source, --workers grain
-                                worker processes with their prefetch, global_batch), as train_lib's loop feeds it
+                                worker processes with their prefetch, global_batch), as the trainer's loop feeds it
       for the default recipe (X3D-XXS, 8+1 frames, 32^2, batch 16) and the X3D-S recipe shape (13+1 frames, 160^2,
       batch 16), each with model.dtype float32 and bfloat16
   depthwise conv                3x3x3 depthwise conv, 'lax' (grouped conv_general_dilated) vs 'shifted', forward and
@@ -76,9 +77,11 @@ def train_config(variant, batch, frames, crop, dtype, workers):
 
 
 def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, workers):
-    from vmp_jax import optim, train_lib
     from vmp_jax.data import builders
     from vmp_jax.models import factory
+    from vmp_jax.training import optim
+    from vmp_jax.training.mesh import AXIS, global_batch, make_mesh
+    from vmp_jax.training.steps import initial_state, make_train_step
 
     config = train_config(variant, batch, frames, crop, dtype, workers)
     data = builders.make_datasets(
@@ -90,16 +93,16 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
-    mesh = train_lib.make_mesh()
-    model = factory.build_model(config.model, data.num_classes, bn_axis_name=train_lib.AXIS)
+    mesh = make_mesh()
+    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)
     shape = (1, frames + 1, crop, crop, 3)
     abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), jax.random.key(0))
     schedule = lambda _: 0.01  # noqa: E731
     tx = optim.make_optimizer("sgd", schedule, abstract["params"], momentum=0.9, weight_decay=1e-4)
-    state = [train_lib.initial_state(model, tx, jax.random.key(0), shape, mesh)]
-    step = train_lib.make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
+    state = [initial_state(model, tx, jax.random.key(0), shape, mesh)]
+    step = make_train_step(mesh, model, tx, config.vmp_lambda, schedule)
     it = iter(data.train)
-    fixed = train_lib.global_batch(mesh, next(it))
+    fixed = global_batch(mesh, next(it))
     rng = jax.random.key(1)
 
     def on_device():
@@ -108,7 +111,7 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
 
     def real_loop():  # several steps per timed call: the prefetch overlaps compute as in the loop
         for _ in range(loop_steps):
-            state[0], metrics = step(state[0], train_lib.global_batch(mesh, next(it)), rng)
+            state[0], metrics = step(state[0], global_batch(mesh, next(it)), rng)
         jax.block_until_ready(metrics)
 
     shape_text = f"{config.batch_size}x{frames + 1}x{crop}^2 {variant}"

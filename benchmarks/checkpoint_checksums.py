@@ -1,6 +1,6 @@
 """What the checksums of each checkpoint step (checksums.json, sha256 of every file) cost at save and restore.
 
-Saves a train-state-like pytree of float32 arrays with `vmp_jax.checkpointing.Checkpoints` (asynchronous, as
+Saves a train-state-like pytree of float32 arrays with `vmp_jax.training.checkpointing.Checkpoints` (asynchronous, as
 training does) and times save() + wait() with the checksums and with `write_checksums` replaced by a no-op, the two
 interleaved; then times writing and verifying the checksums of one saved step alone, and zlib.crc32 over the same
 files as the cheaper hash it was compared with. Median of --runs after one warm-up save.
@@ -18,7 +18,7 @@ import zlib
 import jax.numpy as jnp
 import numpy as np
 
-from vmp_jax import checkpointing
+from vmp_jax.training import checkpointing
 
 
 class _Iterator:

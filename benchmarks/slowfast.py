@@ -7,7 +7,8 @@ then all PyTorch runs), clips/s, and the ratio of the PyTorch time to ours in th
 
 Train step = uint8 -> standardised frames, VMP layer + SlowFast forward (the pathway split inside), cross-entropy +
 lambda * temporal variation, backward, SGD-momentum update; ours is the trainer's own step
-(`train_lib.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them; batch 1 runs on one).
+(`vmp_jax.training.steps.make_train_step`: shard_map over --cpu_devices CPU devices, BN synced over them; batch 1
+runs on one).
 The PyTorch side is
 PyTorchVideo's `create_slowfast` behind PySlowFast's PackPathway split, with the same VMP module as
 benchmarks/x3d.py; both start from the same weights (converted from the PyTorch model), and torch flushes denormals
@@ -24,46 +25,15 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
-from timing import median_seconds, train_step_rows
+from timing import jax_train_step, median_seconds, train_step_rows
 from x3d import LAMBDA, NUM_CLASSES, import_torch_x3d, torch_train_step
 
 from vmp_jax.convert import slowfast_from_torch
-from vmp_jax.models import VideoClassifier
 from vmp_jax.models.slowfast import Conv
 
 TRAIN = {"b2_112": (2, 33, 112), "b1_160": (1, 33, 160)}  # workload -> (batch, frames incl. the VMP frame, crop)
 ALPHA = 4
-
-
-def jax_train_step(frames_u8, labels, torch_state_dict):
-    from vmp_jax import train_lib
-
-    # One device per clip at most: a batch of 1 runs on one core (the trainer needs the batch to divide the mesh).
-    n = min(len(frames_u8), jax.device_count())
-    mesh = train_lib.make_mesh(jax.devices()[:n])
-    clf = VideoClassifier(
-        num_classes=NUM_CLASSES, backbone="slowfast", backbone_kwargs=(("alpha", ALPHA),), bn_axis_name=train_lib.AXIS
-    )
-    variables = None
-    if torch_state_dict is not None:
-        backbone = slowfast_from_torch(torch_state_dict, alpha=ALPHA)
-        variables = {
-            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-            "batch_stats": {"backbone": backbone["batch_stats"]},
-        }
-    tx = optax.sgd(0.01, momentum=0.9)
-    state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
-    step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
-    batch = train_lib.global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
-    holder = [state]
-
-    def run():
-        holder[0], metrics = step(holder[0], batch, jax.random.key(1))
-        jax.block_until_ready(metrics)
-
-    return run
 
 
 def packed_slowfast(torch):
@@ -94,7 +64,19 @@ def train_rows(workload, runs, torch):
     if torch is not None:
         torch.manual_seed(0)
         net = packed_slowfast(torch)
-    ours_fn = jax_train_step(frames_np, labels_np, None if net is None else net.net.state_dict())
+    converted = None if net is None else slowfast_from_torch(net.net.state_dict(), alpha=ALPHA)
+    # One device per clip at most: a batch of 1 runs on one core (the trainer needs the batch to divide the mesh).
+    devices = jax.devices()[: min(len(frames_np), jax.device_count())]
+    ours_fn = jax_train_step(
+        "slowfast",
+        {"alpha": ALPHA},
+        converted,
+        frames_np,
+        labels_np,
+        num_classes=NUM_CLASSES,
+        vmp_lambda=LAMBDA,
+        devices=devices,
+    )
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
     shape = f"B={batch} T+1={t1} {crop}x{crop}"
     return train_step_rows("train step SlowFast 8x8 R50", shape, batch, ours_fn, theirs_fn, runs)

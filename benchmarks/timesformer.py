@@ -7,10 +7,10 @@ then all PyTorch runs), throughput in clips/s, and the ratio of the PyTorch time
 
 Train step = uint8 -> standardised frames, VMP layer + TimeSformer (divided space-time) forward, cross-entropy +
 lambda * temporal variation, backward, SGD-momentum update, at a CPU-sized TimeSformer (4 blocks of width 384, 6
-heads, 16^2 patches, 8+1 frames of 96^2, batch 4). Ours is the trainer's own step (`train_lib.make_train_step`,
-shard_map over --cpu_devices CPU devices, one per core by default); PyTorch's is `transformers`'
-TimesformerForVideoClassification (the same architecture and weights) behind a VMP module written here, eager,
-torch's default threads.
+heads, 16^2 patches, 8+1 frames of 96^2, batch 4). Ours is the trainer's own step
+(`vmp_jax.training.steps.make_train_step`, shard_map over --cpu_devices CPU devices, one per core by default);
+PyTorch's is `transformers`' TimesformerForVideoClassification (the same architecture and weights) behind a VMP
+module written here, eager, torch's default threads.
 
 Memory rows: TimeSformer-Base (12 x 768, 12 heads) on 8 x 224^2 clips at batch 8 (one device), train step
 (VMP + forward + backward + SGD-momentum), float32 and bfloat16 compute, with and without `remat_policy=
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from timing import train_step_rows
+from timing import jax_train_step, train_step_rows
 
 TRAIN = dict(depth=4, width=384, num_heads=6, patch_size=16, image_size=96, num_frames=8)
 BATCH = 4
@@ -66,39 +66,6 @@ def torch_net(torch, transformers):
     )
     torch.manual_seed(0)
     return transformers.TimesformerForVideoClassification(config)
-
-
-def jax_train_step(frames_u8, labels, torch_state_dict):
-    from vmp_jax import train_lib
-    from vmp_jax.convert import timesformer_from_torch
-    from vmp_jax.models import VideoClassifier
-
-    mesh = train_lib.make_mesh()
-    fields = dict(TRAIN, drop_path_rate=0.0)
-    clf = VideoClassifier(
-        num_classes=NUM_CLASSES,
-        backbone="timesformer",
-        backbone_kwargs=tuple(fields.items()),
-        bn_axis_name=train_lib.AXIS,
-    )
-    variables = None
-    if torch_state_dict is not None:
-        backbone = timesformer_from_torch(torch_state_dict, num_heads=TRAIN["num_heads"])
-        variables = {
-            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-            "batch_stats": {},
-        }
-    tx = optax.sgd(0.01, momentum=0.9)
-    state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
-    step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
-    batch = train_lib.global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
-    holder = [state]
-
-    def run():
-        holder[0], metrics = step(holder[0], batch, jax.random.key(1))
-        jax.block_until_ready(metrics)
-
-    return run
 
 
 def torch_train_step(torch, net, frames_np, labels_np):
@@ -140,7 +107,13 @@ def train_rows(runs, torch, transformers):
     frames_np = rng.integers(0, 256, size=(BATCH, t1, size, size, 3), dtype=np.uint8)
     labels_np = rng.integers(0, NUM_CLASSES, size=(BATCH,))
     net = None if torch is None else torch_net(torch, transformers)
-    ours_fn = jax_train_step(frames_np, labels_np, None if net is None else net.state_dict())
+    from vmp_jax.convert import timesformer_from_torch
+
+    converted = None if net is None else timesformer_from_torch(net.state_dict(), num_heads=TRAIN["num_heads"])
+    kwargs = dict(TRAIN, drop_path_rate=0.0)
+    ours_fn = jax_train_step(
+        "timesformer", kwargs, converted, frames_np, labels_np, num_classes=NUM_CLASSES, vmp_lambda=LAMBDA
+    )
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
     shape = f"B={BATCH} T+1={t1} {size}x{size} {TRAIN['depth']}x{TRAIN['width']}"
     return train_step_rows("train step VMP+TimeSformer", shape, BATCH, ours_fn, theirs_fn, runs)
@@ -148,9 +121,9 @@ def train_rows(runs, torch, transformers):
 
 def memory_rows():
     """TimeSformer-Base train-step memory from XLA's analysis of the compiled program (nothing is run)."""
-    from vmp_jax import train_lib
     from vmp_jax.data.transforms import standardize
     from vmp_jax.models import VideoClassifier
+    from vmp_jax.training.steps import cross_entropy
 
     rows = []
     t1, size = BASE["num_frames"] + 1, BASE["image_size"]
@@ -172,7 +145,7 @@ def memory_rows():
             def step(params, opt_state, frames, labels, rng):
                 def loss_fn(p):
                     logits, variation = clf.apply({"params": p}, standardize(frames), train=True, rngs={"dropout": rng})
-                    return train_lib.cross_entropy(logits, labels) + LAMBDA * variation
+                    return cross_entropy(logits, labels) + LAMBDA * variation
 
                 grads = jax.grad(loss_fn)(params)
                 updates, opt_state = tx.update(grads, opt_state, params)

@@ -26,3 +26,42 @@ def train_step_rows(name: str, shape: str, batch: int, ours_fn, theirs_fn, runs:
     if theirs is not None:
         rows.append((f"{name} (PyTorch)", shape, theirs, f"{batch / theirs:.2f} clips/s", "1.00x"))
     return rows
+
+
+def jax_train_step(
+    backbone, backbone_kwargs, backbone_variables, frames_u8, labels, *, num_classes, vmp_lambda, devices=None
+):
+    """The trainer's own step (`vmp_jax.training.steps.make_train_step`: shard_map over `devices`, default all, BN
+    synced over them) with SGD-momentum, on one fixed batch; returns a function that runs one step and blocks.
+
+    backbone_variables: {'params'[, 'batch_stats']} converted from PyTorch, or None for a random initialisation."""
+    import jax
+    import numpy as np
+    import optax
+
+    from vmp_jax.models import VideoClassifier
+    from vmp_jax.training.mesh import AXIS, global_batch, make_mesh
+    from vmp_jax.training.steps import initial_state, make_train_step
+
+    mesh = make_mesh(devices)
+    clf = VideoClassifier(
+        num_classes=num_classes, backbone=backbone, backbone_kwargs=tuple(backbone_kwargs.items()), bn_axis_name=AXIS
+    )
+    variables = None
+    if backbone_variables is not None:
+        stats = backbone_variables.get("batch_stats", {})
+        variables = {
+            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone_variables["params"]},
+            "batch_stats": {"backbone": stats} if stats else {},
+        }
+    tx = optax.sgd(0.01, momentum=0.9)
+    state = initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
+    step = make_train_step(mesh, clf, tx, vmp_lambda, lambda _: 0.01)
+    batch = global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
+    holder = [state]
+
+    def run():
+        holder[0], metrics = step(holder[0], batch, jax.random.key(1))
+        jax.block_until_ready(metrics)
+
+    return run

@@ -8,7 +8,7 @@ train steps, GB/s of input read + output written for convs), and the ratio of th
 run (>1 means we are faster).
 
 Train step = uint8 -> standardised frames, VMP layer + X3D forward, cross-entropy + lambda * temporal variation,
-backward, SGD-momentum update; ours is the trainer's own step (`train_lib.make_train_step`: shard_map over
+backward, SGD-momentum update; ours is the trainer's own step (`vmp_jax.training.steps.make_train_step`: shard_map over
 --cpu_devices CPU devices, one per core by default, BN synced over them). X3D-S at batch 2, 14 frames (13 prompts)
 x 160^2 and X3D-XS at batch 4, 5 frames x 160^2. Both sides start from the same weights (converted from the
 PyTorch model). The PyTorch side needs torch + pytorchvideo (without torchvision, a stand-in `torchvision.ops` is
@@ -27,11 +27,9 @@ import types
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from timing import median_seconds, train_step_rows
+from timing import jax_train_step, median_seconds, train_step_rows
 
 from vmp_jax.convert import x3d_from_torch
-from vmp_jax.models import VideoClassifier
 from vmp_jax.ops import depthwise_conv3d
 
 TRAIN = {"s": (2, 14, 160), "xs": (4, 5, 160)}  # variant -> (batch, frames incl. the extra VMP frame, crop)
@@ -59,34 +57,6 @@ def import_torch_x3d():
     except ImportError:
         return None, None
     return torch, create_x3d
-
-
-def jax_train_step(variant, frames_u8, labels, torch_state_dict):
-    """The trainer's own step (`train_lib.make_train_step`: shard_map over all CPU devices, synced BN)."""
-    from vmp_jax import train_lib
-
-    mesh = train_lib.make_mesh()
-    clf = VideoClassifier(
-        num_classes=NUM_CLASSES, backbone="x3d", backbone_kwargs=(("variant", variant),), bn_axis_name=train_lib.AXIS
-    )
-    variables = None
-    if torch_state_dict is not None:
-        backbone = x3d_from_torch(torch_state_dict, variant=variant)
-        variables = {
-            "params": {"vmp": {"m": np.float32(0.0), "n": np.float32(0.0)}, "backbone": backbone["params"]},
-            "batch_stats": {"backbone": backbone["batch_stats"]},
-        }
-    tx = optax.sgd(0.01, momentum=0.9)
-    state = train_lib.initial_state(clf, tx, jax.random.key(0), (1, *frames_u8.shape[1:]), mesh, variables)
-    step = train_lib.make_train_step(mesh, clf, tx, LAMBDA, lambda _: 0.01)
-    batch = train_lib.global_batch(mesh, {"frames": frames_u8, "label": labels.astype(np.int32)})
-    holder = [state]
-
-    def run():
-        holder[0], metrics = step(holder[0], batch, jax.random.key(1))
-        jax.block_until_ready(metrics)
-
-    return run
 
 
 def torch_train_step(torch, net, frames_np, labels_np):
@@ -139,7 +109,10 @@ def train_rows(variant, runs, torch, create_x3d):
         net = create_x3d(
             input_clip_length=t1 - 1, input_crop_size=crop, model_num_class=NUM_CLASSES, head_activation=None
         )
-    ours_fn = jax_train_step(variant, frames_np, labels_np, None if net is None else net.state_dict())
+    converted = None if net is None else x3d_from_torch(net.state_dict(), variant=variant)
+    ours_fn = jax_train_step(
+        "x3d", {"variant": variant}, converted, frames_np, labels_np, num_classes=NUM_CLASSES, vmp_lambda=LAMBDA
+    )
     theirs_fn = None if net is None else torch_train_step(torch, net, frames_np, labels_np)
     # All JAX runs, then all PyTorch runs: the two runtimes' worker threads never share the cores.
     shape = f"B={batch} T+1={t1} {crop}x{crop}"

@@ -14,13 +14,14 @@ on the development machine). Pass --config.seeds=0, for one seed, or edit `setti
 
 import ml_collections
 
-from configs import ablation_init, recipes, x3d_finegym, x3d_mpii_cooking2
+from configs import ablation_init, x3d_finegym, x3d_mpii_cooking2
+from configs.arguments import config_argument
 
 DATASETS = ("gym99", "gym288", "mpii_cooking2")
 
 
 def get_config(arg="gym99"):
-    (dataset,) = recipes.config_argument(arg, {"DATASET": DATASETS})
+    (dataset,) = config_argument(arg, {"DATASET": DATASETS})
     config = ml_collections.ConfigDict()
     config.base = (
         x3d_mpii_cooking2.get_config("s") if dataset == "mpii_cooking2" else x3d_finegym.get_config(f"s,{dataset}")

@@ -30,10 +30,11 @@ Keys (see also vmp_jax.data.default_data_config for `data.*`):
                            keep_best ranks checkpoints by the former's top-1
 """
 
+import sys
+
 import ml_collections
 
-from vmp_jax.data import default_data_config
-from vmp_jax.models import registry
+from vmp_jax.data.builders import default_data_config
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -58,10 +59,43 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone = "x3d"
-    # Each registered backbone's fields live under its name, with the module's defaults; `model.backbone` picks
-    # which ones are used.
-    for name in registry.names():
-        config.model[name] = ml_collections.ConfigDict(registry.entry(name).defaults)
+    # Each backbone's fields live under its name, with the module's defaults (a test keeps them equal to the
+    # registry's); `model.backbone` picks which ones are used.
+    config.model.x3d = ml_collections.ConfigDict(dict(variant="s", dropout_rate=0.5, shortcut_bn_always=False))
+    config.model.slowfast = ml_collections.ConfigDict(
+        dict(
+            depth=50,
+            alpha=4,
+            beta_inv=8,
+            fusion_kernel=7,
+            fusion_channel_ratio=2,
+            stage_depths=(),
+            width=64,
+            dropout_rate=0.5,
+        )
+    )
+    config.model.timesformer = ml_collections.ConfigDict(
+        dict(
+            depth=12,
+            width=768,
+            num_heads=12,
+            patch_size=16,
+            image_size=224,
+            num_frames=8,
+            attention_type="divided_space_time",
+            mlp_ratio=4.0,
+            drop_path_rate=0.1,
+            attention_impl="xla",
+            remat_policy="",
+        )
+    )
+    config.model.tiny = ml_collections.ConfigDict(dict(width=8, dropout_rate=0.0))
+    # Backbones registered in this process beyond those (a module outside vmp_jax registers itself when imported),
+    # with their modules' defaults; the registry is not imported here, so loading a config loads no model code.
+    registry = sys.modules.get("vmp_jax.models.registry")
+    for name in registry.names() if registry else ():
+        if name not in config.model:
+            config.model[name] = ml_collections.ConfigDict(registry.entry(name).defaults)
     config.model.backbone_module = ""  # a module outside vmp_jax to import first: it registers model.backbone
     config.model.num_classes = 0
     config.model.dtype = "float32"

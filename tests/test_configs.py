@@ -9,13 +9,15 @@ import sys
 
 import pytest
 
-from vmp_jax import ablate, config_checks
+from vmp_jax.ablate import settings as ablate_settings
+from vmp_jax.ablate import sweep
+from vmp_jax.training import validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
     os.path.splitext(os.path.basename(p))[0]
     for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-    if not os.path.basename(p).startswith("_") and os.path.basename(p) not in ("common.py", "recipes.py")
+    if not os.path.basename(p).startswith("_") and os.path.basename(p) not in ("common.py", "arguments.py")
 )
 
 
@@ -25,13 +27,34 @@ def test_config_loads_validates_and_documents_its_command(name):
     config = module.get_config()
     assert f"configs/{name}.py" in module.__doc__ or name == "default"
     if "settings" in config:  # an ablation: every run of the sweep is a valid training config
-        settings = ablate.settings_from_config(config)
-        configs = ablate.sweep_configs(config.base, settings, config.seeds, num_devices=8)
+        settings = ablate_settings.settings_from_config(config)
+        configs = sweep.sweep_configs(config.base, settings, config.seeds, num_devices=8)
         assert len(configs) == len(settings) * len(config.seeds)
         assert "python -m vmp_jax.ablate" in module.__doc__
         return
-    config_checks.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
     assert "python train.py" in module.__doc__
+
+
+def test_base_config_lists_every_registered_backbones_fields_with_the_modules_defaults():
+    from configs import common
+    from vmp_jax.models import registry
+
+    model = common.base_config().model
+    for name in registry.names():
+        assert model[name].to_dict() == registry.entry(name).defaults, name
+
+
+def test_loading_any_config_imports_no_model_code():
+    code = (
+        "import importlib, sys\n"
+        f"for name in {CONFIGS!r}:\n"
+        "    importlib.import_module('configs.' + name).get_config()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'flax' or m.startswith('vmp_jax.models'))\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_finegym_configs_take_the_split_as_argument():
@@ -59,7 +82,7 @@ def test_recipe_configs_take_the_variant_as_argument(name, arg, variant, num_cla
     assert (config.model.x3d.variant, config.model.num_classes) == (variant, num_classes)
     assert (config.batch_size, config.num_frames) == (batch_size, num_frames)
     assert config.data.crop_size == {"s": 160, "m": 224}[variant]
-    config_checks.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +118,7 @@ def test_every_config_command_in_the_readme_and_the_configs_loads():
     assert ("x3d_finegym", "m,gym288") in uses and ("x3d_mpii_cooking2", "m") in uses
     for name, arg in sorted(uses):
         module = importlib.import_module(f"configs.{name}")
-        if name in ("common", "recipes"):  # shared by the configs, not configs themselves
+        if name in ("common", "arguments"):  # shared by the configs, not configs themselves
             continue
         config = module.get_config(arg) if arg else module.get_config()
         assert "settings" in config or config.model.num_classes >= 0
@@ -128,7 +151,7 @@ def test_unknown_config_key_is_refused_before_training(tmp_path):
 
 
 def test_cpu_device_count_divides_the_batches():
-    from vmp_jax.distributed import cpu_device_count
+    from vmp_jax.training.distributed import cpu_device_count
 
     assert cpu_device_count(2, (16, 32)) == 2
     assert cpu_device_count(6, (16, 32)) == 4

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from vmp_jax.metric_writers import read_metrics
+from vmp_jax.training.metric_writers import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Training is deterministic on one machine type; across CPU types XLA's float reassociation may move the last

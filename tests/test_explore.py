@@ -16,11 +16,13 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 from PIL import Image
-from test_train_lib import tiny_config
-from test_visualize import clip_path  # noqa: F401  (the shared generated video: a square moving right)
+from tiny_run import tiny_config
 
-from vmp_jax import explore, motion_prompt, train_lib, visualize, visualize_panels
+from vmp_jax import explore, motion_prompt
 from vmp_jax.data import transforms
+from vmp_jax.training.run import train_and_evaluate
+from vmp_jax.visualize import panels
+from vmp_jax.visualize.__main__ import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -128,7 +130,7 @@ def parse_training_flags(text):
 
 
 @pytest.fixture(scope="module")
-def page(clip_path, tmp_path_factory):  # noqa: F811
+def page(clip_path, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("page") / "square.html")
     status = explore.main(
         [
@@ -146,7 +148,7 @@ def page(clip_path, tmp_path_factory):  # noqa: F811
         ]
     )
     assert status == 0 and os.path.isfile(out)
-    frames, indices = visualize_panels.read_clip(clip_path, NUM_STEPS + 1, (SIZE, SIZE), START, STRIDE)
+    frames, indices = panels.read_clip(clip_path, NUM_STEPS + 1, (SIZE, SIZE), START, STRIDE)
     return out, frames
 
 
@@ -183,7 +185,7 @@ def test_page_shows_the_layers_numbers(browser, page):
         # The prompt panel: the layer's prompt un-standardised, as visualize shows it (rounding: one grey level).
         prompts = motion_prompt.motion_prompts(x, params, pn=pn).prompts[0]
         np.testing.assert_allclose(
-            canvas_pixels(browser, "prompt")[..., :3], visualize_panels.prompt_image(prompts[step - 1]), atol=1
+            canvas_pixels(browser, "prompt")[..., :3], panels.prompt_image(prompts[step - 1]), atol=1
         )
         steps, clip = reference_statistics(d, att, explore.MOVING_FRACTION)
         for name in ("frac", "mean", "moving"):
@@ -234,7 +236,7 @@ def test_slope_and_shift_set_directly(browser, page):
 def scalar_run(tmp_path_factory):
     """A tiny trained run (6 steps, 32x32, T = 4) started from m ~ N(0.7, 0.2^2), n ~ N(0.2, 0.1^2)."""
     workdir = str(tmp_path_factory.mktemp("run") / "run")
-    train_lib.train_and_evaluate(
+    train_and_evaluate(
         tiny_config(
             **{
                 "model.vmp.m_init_mean": 0.7,
@@ -251,7 +253,7 @@ def scalar_run(tmp_path_factory):
 def test_workdir_marks_the_learned_values(browser, scalar_run, clip_path, tmp_path):  # noqa: F811
     out = str(tmp_path / "run.html")
     assert explore.main([clip_path, "--workdir", scalar_run, "--out", out]) == 0
-    setting = visualize_panels.setting_from_run(scalar_run)
+    setting = panels.setting_from_run(scalar_run)
     open_page(browser, out)
     assert browser.execute_script("return [window.vmp.D.length, window.vmp.state.mStd, window.vmp.state.n]") == [
         4 * 32 * 32,
@@ -271,7 +273,7 @@ def test_html_size_of_a_16_frame_160px_clip(tmp_path):
     data = explore.explore(
         datasets.bikes(),
         out,
-        visualize_panels.setting_from_m_n(0.0, 0.5),
+        panels.setting_from_m_n(0.0, 0.5),
         init=explore.DEFAULT_INIT,
         num_steps=16,
         size=(160, 160),
@@ -313,7 +315,7 @@ def test_input_errors_are_visualizes(clip_path, tmp_path, capsys, args):  # noqa
     args = [{"VIDEO": clip_path, "NOT_A_VIDEO": str(text)}.get(a, a) for a in args]
     assert explore.main([*args, "--out", str(tmp_path / "page.html")]) == 2
     explore_error = capsys.readouterr().err
-    assert visualize.main([*args, "--m", "0", "--n", "0", "--out", str(tmp_path / "grid.png")]) == 2
+    assert main([*args, "--m", "0", "--n", "0", "--out", str(tmp_path / "grid.png")]) == 2
     assert capsys.readouterr().err == explore_error
 
 
@@ -321,7 +323,7 @@ def test_luma_and_learned_values(clip_path, tmp_path):  # noqa: F811
     data = explore.explore(
         clip_path,
         str(tmp_path / "page.html"),
-        visualize_panels.setting_from_m_n(0, 0, "reference"),
+        panels.setting_from_m_n(0, 0, "reference"),
         init=explore.DEFAULT_INIT,
         num_steps=2,
         size=(16, 16),

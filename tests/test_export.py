@@ -12,15 +12,23 @@ import numpy as np
 import optax
 import pytest
 from pytorchvideo_x3d import create_x3d, torch_logits
-from test_train_lib import tiny_config
+from tiny_run import tiny_config
 
-from vmp_jax import checkpointing, export, predict, train_lib, trained_run
-from vmp_jax.data import standardize, transforms, video
+from vmp_jax import export, predict
+from vmp_jax.bundle import CHECK_TOLERANCE, check_exported, load_bundle, load_exported
+from vmp_jax.data import file_views, standardize, transforms, video
 from vmp_jax.models import factory
 from vmp_jax.motion_prompt import motion_prompts
+from vmp_jax.training import checkpointing, run_dir, steps, trained_run
+from vmp_jax.training.run import train_and_evaluate
 
 NUM_CLASSES = 6  # more than the 5 that predict prints
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# Tiny models and inputs: compile time dominates. The export's check and these tests compare programs compiled under
+# the same setting.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _bikes():
@@ -31,15 +39,6 @@ def _bikes():
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_compile():
-    """Tiny models and inputs: compile time dominates. The export's check and these tests compare programs
-    compiled under the same setting."""
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", False)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """(workdir, export dir) of a 3-step training run (8 devices) of the tiny backbone on 32x32 procedural clips,
@@ -47,7 +46,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     workdir, out = str(root / "run"), str(root / "export")
     config = tiny_config(num_train_steps=3, checkpoint_every_steps=3, **{"data.procedural.num_classes": NUM_CLASSES})
-    train_lib.train_and_evaluate(config, workdir)
+    train_and_evaluate(config, workdir)
     result = subprocess.run(
         [sys.executable, "-m", "vmp_jax.export", "--workdir", workdir, "--out", out],
         capture_output=True,
@@ -97,14 +96,14 @@ def x3d_run(tmp_path_factory):
         }
     )
     os.makedirs(workdir)
-    with open(os.path.join(workdir, trained_run.CONFIG), "w", encoding="utf-8") as f:
+    with open(os.path.join(workdir, run_dir.CONFIG), "w", encoding="utf-8") as f:
         f.write(config.to_json_best_effort())
-    trained_run.write_run_info(workdir, [f"class_{i}" for i in range(NUM_CLASSES)], 5, (32, 32))
+    run_dir.write_run_info(workdir, [f"class_{i}" for i in range(NUM_CLASSES)], 5, (32, 32))
     model = factory.build_model(config.model, NUM_CLASSES)
     shapes = jax.eval_shape(lambda r: factory.init_variables(model, r, (1, 5, 32, 32, 3)), jax.random.key(0))
     rng = np.random.default_rng(2)  # NumPy, not the jitted init: compiling X3D's initialisers takes ~15 s
     variables = jax.tree_util.tree_map_with_path(lambda path, x: _random_value(path[-1].key, x.shape, rng), shapes)
-    state = train_lib.create_train_state(variables, optax.sgd(0.1)).replace(step=np.int32(7))
+    state = steps.create_train_state(variables, optax.sgd(0.1)).replace(step=np.int32(7))
     checkpoints = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"), asynchronous=False)
     checkpoints.save(7, state, _NoIterator())
     checkpoints.close()
@@ -125,7 +124,7 @@ def _clips(batch, shape=(5, 32, 32, 3), seed=0):
 
 def test_bundle_holds_variables_only_and_reproduces_logits(tiny_run):
     workdir, out = tiny_run
-    run, bundle = trained_run.load_run(workdir), export.load_bundle(out)
+    run, bundle = trained_run.load_run(workdir), load_bundle(out)
     assert (bundle.step, bundle.class_names, bundle.num_frames, bundle.frame_size) == (3, run.class_names, 5, (32, 32))
     assert bundle.config.to_dict() == run.config.to_dict()
     assert set(bundle.variables) == {"params", "batch_stats"}  # no optimiser state, no step
@@ -141,17 +140,17 @@ def test_bundle_that_does_not_fit_its_model_is_refused(tiny_run, tmp_path):
     _, out = tiny_run
     other = str(tmp_path / "export")
     shutil.copytree(out, other)
-    info_path = os.path.join(other, trained_run.RUN_INFO)
+    info_path = os.path.join(other, run_dir.RUN_INFO)
     info = json.load(open(info_path))
     info["class_names"] = info["class_names"][:-1]  # the model would have a 5-way head, the bundle has 6
     json.dump(info, open(info_path, "w"))
     with pytest.raises(ValueError, match=r"\['params'\]\['backbone'\]\['Dense_0'\]\['bias'\]: \(6,\) vs \(5,\)"):
-        export.load_bundle(other)
+        load_bundle(other)
 
 
 def test_artifact_reproduces_logits_at_two_batch_sizes_with_jax_and_numpy_only(tiny_run, tmp_path):
     workdir, out = tiny_run
-    exported = predict.load_exported(os.path.join(out, predict.EXPORTED))
+    exported = load_exported(os.path.join(out, run_dir.EXPORTED))
     assert jax.export.is_symbolic_dim(exported.in_avals[0].shape[0])
     assert exported.in_avals[0].shape[1:] == (5, 32, 32, 3) and str(exported.in_avals[0].dtype) == "uint8"
     assert exported.platforms == ("cpu", "cuda", "tpu")
@@ -160,7 +159,7 @@ def test_artifact_reproduces_logits_at_two_batch_sizes_with_jax_and_numpy_only(t
     # A fresh interpreter that imports neither flax nor vmp_jax runs the artifact.
     script = (
         "import sys, numpy as np, jax\n"
-        f"e = jax.export.deserialize(bytearray(open({os.path.join(out, predict.EXPORTED)!r}, 'rb').read()))\n"
+        f"e = jax.export.deserialize(bytearray(open({os.path.join(out, run_dir.EXPORTED)!r}, 'rb').read()))\n"
         f"x = np.load({str(tmp_path / 'clips.npy')!r})\n"
         f"np.save({str(tmp_path / 'logits3.npy')!r}, e.call(x))\n"
         f"np.save({str(tmp_path / 'logits1.npy')!r}, e.call(x[1:2]))\n"
@@ -182,12 +181,12 @@ def test_artifact_reproduces_logits_at_two_batch_sizes_with_jax_and_numpy_only(t
 def test_export_check_fails_loudly_when_the_artifact_differs(tiny_run):
     workdir, out = tiny_run
     run = trained_run.load_run(workdir)
-    exported = predict.load_exported(os.path.join(out, predict.EXPORTED))
-    assert export.check_exported(exported, run.model, run.variables) < export.CHECK_TOLERANCE
+    exported = load_exported(os.path.join(out, run_dir.EXPORTED))
+    assert check_exported(exported, run.model, run.variables) < CHECK_TOLERANCE
     changed = jax.tree.map(np.copy, run.variables)
     changed["params"]["backbone"]["Dense_0"]["bias"] += 0.01
     with pytest.raises(RuntimeError, match="does not reproduce the model: batch of 2"):
-        export.check_exported(exported, run.model, changed)
+        check_exported(exported, run.model, changed)
 
 
 def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_run):
@@ -195,7 +194,7 @@ def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_r
 
     workdir, out = x3d_run
     run = trained_run.load_run(workdir)
-    state_dict = torch.load(os.path.join(out, export.STATE_DICT), weights_only=True)
+    state_dict = torch.load(os.path.join(out, run_dir.STATE_DICT), weights_only=True)
     vmp = {k[len("vmp.") :]: v.numpy() for k, v in state_dict.items() if k.startswith("vmp.")}
     assert sorted(vmp) == ["m", "n"]
     np.testing.assert_array_equal(vmp["m"], run.variables["params"]["vmp"]["m"])
@@ -206,7 +205,7 @@ def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_r
     clips = _clips(2, seed=3)
     # PyTorch side: the motion prompts from the state dict's m, n, then PyTorchVideo's X3D.
     prompts = np.asarray(motion_prompts(standardize(clips), vmp).prompts)
-    ours = np.asarray(predict.load_exported(os.path.join(out, predict.EXPORTED)).call(clips))
+    ours = np.asarray(load_exported(os.path.join(out, run_dir.EXPORTED)).call(clips))
     theirs = torch_logits(net, prompts)
     assert np.abs(ours).max() > 0.1  # the check below is relative to the logit scale
     np.testing.assert_allclose(theirs, ours, rtol=0, atol=2e-3 * np.abs(ours).max())
@@ -215,7 +214,7 @@ def test_state_dict_loads_strictly_into_pytorchvideo_and_reproduces_logits(x3d_r
 def test_state_dict_carries_the_vmp_parameters_of_other_power_normalisations(x3d_run):
     from vmp_jax import convert  # pylint: disable=import-outside-toplevel
 
-    run = export.load_bundle(x3d_run[1])
+    run = load_bundle(x3d_run[1])
     variables = {
         "params": {**run.variables["params"], "vmp": {"log_eta": np.float32(2.5)}},
         "batch_stats": run.variables["batch_stats"],
@@ -228,7 +227,7 @@ def test_state_dict_carries_the_vmp_parameters_of_other_power_normalisations(x3d
 
 
 def test_export_of_a_non_x3d_run_skips_the_state_dict(tiny_run):
-    assert not os.path.exists(os.path.join(tiny_run[1], export.STATE_DICT))
+    assert not os.path.exists(os.path.join(tiny_run[1], run_dir.STATE_DICT))
 
 
 def test_predict_prints_top5_of_a_real_video(tiny_run, capsys):
@@ -239,8 +238,8 @@ def test_predict_prints_top5_of_a_real_video(tiny_run, capsys):
     assert lines[0] == f"{path} (1 view):" and len(lines) == 6
     printed = [(line.split()[1], float(line.split()[2])) for line in lines[1:]]
     # The same clip through the bundle's model (the model code, not the artifact) ranks the classes the same.
-    bundle = export.load_bundle(out)
-    clip = predict.uniform_clip(path, 5, (32, 32))
+    bundle = load_bundle(out)
+    clip = file_views.uniform_clip(path, 5, (32, 32))
     probs = np.asarray(jax.nn.softmax(_logits(bundle, clip[None])[0]))
     order = np.argsort(-probs)[:5]
     assert [name for name, _ in printed] == [bundle.class_names[i] for i in order]
@@ -257,14 +256,14 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
     path = _bikes()
     other = str(tmp_path / "export")
     shutil.copytree(out, other)
-    config_path = os.path.join(other, trained_run.CONFIG)
+    config_path = os.path.join(other, run_dir.CONFIG)
     config = json.load(open(config_path))
     config["data"].update(
         source="video_manifest", crop_size=32, eval_short_side=40, sampling_rate=3, eval_num_clips=2, eval_num_crops=3
     )
     json.dump(config, open(config_path, "w"))
-    data_config = trained_run.load_config(other).data
-    views = predict.video_views(path, data_config, 5, (32, 32))
+    data_config = run_dir.load_config(other).data
+    views = file_views.video_views(path, data_config, 5, (32, 32))
     assert views.shape == (6, 5, 32, 32, 3)
     # Clip 0 starts at frame 0 with frames 3 apart; crop 1 of 3 is the centre of the short-side-40 frames: the eval
     # view exactly, and resize-then-crop up to the rounding of resampling only the crop's region.
@@ -275,7 +274,7 @@ def test_predict_samples_like_eval_for_runs_on_real_videos(tiny_run, tmp_path, c
     assert np.abs(views[1].astype(int) - frames[:, 4:36, left : left + 32]).max() <= 1
     assert predict.main(["--export", other, path]) == 0
     printed = [float(line.split()[2]) for line in capsys.readouterr().out.splitlines()[1:]]
-    bundle = export.load_bundle(other)
+    bundle = load_bundle(other)
     probs = np.asarray(jax.nn.softmax(_logits(bundle, views))).mean(axis=0)
     np.testing.assert_allclose(printed, np.sort(probs)[::-1][:5], atol=6e-4)
 
@@ -288,7 +287,7 @@ def test_predict_raises_on_a_bad_video_even_under_the_runs_skip_policy(tmp_path)
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     with pytest.raises(video.VideoError, match="bad.mp4"):
-        predict.video_views(str(bad), config, 5, (32, 32))
+        file_views.video_views(str(bad), config, 5, (32, 32))
     assert config.on_bad_input == "skip"  # the run's config is read, not edited
 
 
@@ -304,14 +303,14 @@ def test_predict_names_missing_and_unreadable_files_and_scores_the_rest(tiny_run
     assert str(not_video) in errors[1] and "cannot open as a video" in errors[1]
     assert captured.out.startswith(f"{_bikes()} (1 view):")
     assert predict.main(["--export", str(tmp_path), _bikes()]) == 2  # no export there: a command-line error
-    assert os.path.join(str(tmp_path), predict.EXPORTED) in capsys.readouterr().err
+    assert os.path.join(str(tmp_path), run_dir.EXPORTED) in capsys.readouterr().err
 
 
 def test_predict_error_lines_name_the_video_once(tiny_run, tmp_path, capsys):
     # Runs on video files read through the data pipeline, which adds the path to the reader's message again.
     other = str(tmp_path / "export")
     shutil.copytree(tiny_run[1], other)
-    config_path = os.path.join(other, trained_run.CONFIG)
+    config_path = os.path.join(other, run_dir.CONFIG)
     config = json.load(open(config_path))
     config["data"].update(source="video_manifest", crop_size=32, eval_short_side=40)
     json.dump(config, open(config_path, "w"))
@@ -340,7 +339,7 @@ def test_predict_without_videos_or_with_bad_flags_is_a_usage_error(tiny_run, cap
 
 def test_export_errors_name_the_missing_run_and_the_platform_it_cannot_check_on(tiny_run, tmp_path, capsys):
     assert export.main(["--workdir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
-    assert os.path.join(str(tmp_path / "nowhere"), trained_run.CONFIG) in capsys.readouterr().err
+    assert os.path.join(str(tmp_path / "nowhere"), run_dir.CONFIG) in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert export.main(["--workdir", tiny_run[0], "--out", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err == (

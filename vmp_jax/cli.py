@@ -6,8 +6,8 @@ Every `python -m vmp_jax.<tool>` (and train.py) is an absl program: the tool def
 
 Messages: `say` prints progress and results to stdout (flushed; in multi-process runs only on process 0);
 errors go to stderr as one line `error: ...`. A mistake in the input -- a flag, a config value, a path -- is
-reported that way with exit status 2 and no traceback: `UsageError` (which `config_checks` raises as
-`ConfigError`), an `OSError` about a path (file not found, a file where a directory should be, ...), and a
+reported that way with exit status 2 and no traceback: `UsageError` (and `ConfigError`, which the
+config's validators raise), an `OSError` about a path (file not found, a file where a directory should be, ...), and a
 `ValueError` raised by this project's own code (its messages name the offending value and what was expected).
 A run that stops itself for a reason it states (`RunStopped`, e.g. a non-finite loss) prints that one line and exits
 with status 1. Anything else is a bug, and keeps its traceback.
@@ -38,6 +38,15 @@ DefineFlags = Callable[[flags.FlagValues, "Sequence[str] | None"], None]
 
 class UsageError(ValueError):
     """Bad input from the user (a flag, a config value, a path): one line on stderr, exit status 2."""
+
+
+class ConfigError(UsageError):
+    """An invalid config value; its message names the key, the value and what was expected."""
+
+
+def config_error(key: str, value, expected: str) -> ConfigError:
+    """`config.KEY=VALUE: expected EXPECTED`, the one form every config validator raises."""
+    return ConfigError(f"config.{key}={value!r}: expected {expected}")
 
 
 class RunStopped(Exception):

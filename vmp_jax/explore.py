@@ -42,12 +42,13 @@ import numpy as np
 from absl import flags
 
 from vmp_jax import cli, motion_prompt
-from vmp_jax.visualize import _size as parse_size  # the same --size syntax as visualize
-from vmp_jax.visualize_panels import (
+from vmp_jax.training import run_dir
+from vmp_jax.visualize.panels import (  # the same clip, numbers and --size syntax as visualize
     DEFAULT_NUM_STEPS,
     DEFAULT_SIZE,
     Setting,
     compute_panels,
+    parse_size,
     read_clip,
     setting_from_m_n,
     setting_from_run,
@@ -240,9 +241,7 @@ def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = No
 
 def run_init(workdir: str) -> dict[str, float]:
     """The `model.vmp.*_init_*` values of a run's saved config."""
-    from vmp_jax import trained_run  # pylint: disable=import-outside-toplevel
-
-    vmp = trained_run.read_json(os.path.join(workdir, trained_run.CONFIG))["model"]["vmp"]
+    vmp = run_dir.read_json(os.path.join(workdir, run_dir.CONFIG))["model"]["vmp"]
     return {k: float(vmp.get(k, v)) for k, v in DEFAULT_INIT.items()}
 
 

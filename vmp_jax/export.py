@@ -4,7 +4,8 @@
 
 writes
     OUT/bundle/               orbax checkpoint of {'params', 'batch_stats'} only (no optimiser state, no data
-                              iterator); `load_bundle(OUT)` rebuilds the model from the two JSON files below
+                              iterator); `vmp_jax.bundle.load_bundle(OUT)` rebuilds the model from the two JSON
+                              files below
     OUT/config.json           the run's resolved config (as in DIR/config.json)
     OUT/run_info.json         class names, the model's input shape (num_frames, frame_size) and the exported step
     OUT/model.jax_export      serialised `jax.export` of clips (b, T+1, H, W, 3) uint8 -> logits (b, K) float32,
@@ -25,105 +26,16 @@ multiply-adds for CPU, the vendor grouped conv for CUDA and TPU), unless `VMP_DE
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
 
-from vmp_jax import checkpointing, cli, trained_run
-from vmp_jax.data.transforms import standardize
+from vmp_jax import bundle, cli
 from vmp_jax.models import factory, registry
-from vmp_jax.predict import EXPORTED, load_exported
-
-BUNDLE = "bundle"
-STATE_DICT = "pytorch_state_dict.pt"
-DEFAULT_PLATFORMS = ("cpu", "cuda", "tpu")
-CHECK_BATCH_SIZES = (2, 1)
-# The artifact runs the model's own computation; any difference beyond float reassociation means it is wrong.
-CHECK_TOLERANCE = 1e-5  # of max(1, |logits|)
-
-
-def logits_fn(model: Any, variables: dict) -> Callable[[jax.Array], jax.Array]:
-    """clips: (B, num_frames, H, W, 3) uint8 -> logits (B, K) float32: eval-mode model, standardising first."""
-    return lambda clips: model.apply(variables, standardize(clips), train=False)[0]
-
-
-def export_logits(
-    model: Any,
-    variables: dict,
-    num_frames: int,
-    frame_size: Sequence[int],
-    platforms: Sequence[str] = DEFAULT_PLATFORMS,
-) -> jax.export.Exported:
-    """`jax.export` of `logits_fn` for clips of shape (b, num_frames, H, W, 3) uint8, b symbolic."""
-    (batch,) = jax.export.symbolic_shape("b")
-    spec = jax.ShapeDtypeStruct((batch, num_frames, *frame_size, 3), jnp.uint8)
-    return jax.export.export(jax.jit(logits_fn(model, variables)), platforms=tuple(platforms))(spec)
-
-
-def check_exported(
-    exported: jax.export.Exported,
-    model: Any,
-    variables: dict,
-    batch_sizes: Sequence[int] = CHECK_BATCH_SIZES,
-    seed: int = 0,
-) -> float:
-    """Max |artifact - model| logit difference on random uint8 clips at each batch size, relative to
-    max(1, |logits|); raises RuntimeError when it exceeds CHECK_TOLERANCE. Runs on this machine's platform."""
-    shape = exported.in_avals[0].shape[1:]
-    clips = np.random.default_rng(seed).integers(0, 256, (max(batch_sizes), *shape), dtype=np.uint8)
-    expected = np.asarray(jax.jit(logits_fn(model, variables))(clips))
-    scale = max(1.0, float(np.abs(expected).max()))
-    worst = 0.0
-    for b in batch_sizes:
-        got = np.asarray(exported.call(clips[:b]))
-        if got.shape != expected[:b].shape:
-            raise RuntimeError(
-                f"exported model gives logits of shape {got.shape} for {b} clips; expected {expected[:b].shape}"
-            )
-        error = float(np.abs(got - expected[:b]).max()) / scale
-        if not error <= CHECK_TOLERANCE:  # also catches NaN
-            raise RuntimeError(
-                f"exported model does not reproduce the model: batch of {b}, max logit difference "
-                f"{error:.2e} of the logit scale {scale:.3g} (tolerance {CHECK_TOLERANCE:g})"
-            )
-        worst = max(worst, error)
-    return worst
-
-
-def write_bundle(run: trained_run.TrainedRun, out: str) -> str:
-    """OUT/bundle (variables only), OUT/config.json and OUT/run_info.json; returns the bundle directory."""
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, trained_run.CONFIG), "w", encoding="utf-8") as f:
-        f.write(run.config.to_json_best_effort(indent=2, sort_keys=True))
-    trained_run.write_run_info(out, run.class_names, run.num_frames, run.frame_size, step=run.step)
-    bundle = os.path.abspath(os.path.join(out, BUNDLE))
-    if os.path.exists(bundle):  # orbax refuses to overwrite; a re-export replaces the old bundle
-        shutil.rmtree(bundle)
-    checkpointing.save_variables(
-        bundle, {"params": run.variables["params"], "batch_stats": run.variables["batch_stats"]}
-    )
-    return bundle
-
-
-def load_bundle(out: str) -> trained_run.TrainedRun:
-    """The model and variables exported to `out` (by `write_bundle`), for inference without optimiser state.
-
-    `run.model.apply(run.variables, frames, train=False)` -> (logits, variation); frames (B, num_frames, H, W, 3)
-    standardised float. `run.workdir` is `out`; `run.step` the training step the variables come from.
-    """
-    out = os.path.abspath(out)
-    config, model, info = trained_run.read_model(out)
-    shape = (1, int(info["num_frames"]), *info["frame_size"], 3)
-    like = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), jax.random.key(0))
-    variables = checkpointing.restore_variables(
-        os.path.join(out, BUNDLE), {"params": like["params"], "batch_stats": like.get("batch_stats", {})}
-    )
-    return trained_run.make_trained_run(out, int(info.get("step", -1)), config, model, variables, info)
+from vmp_jax.training import run_dir, trained_run
+from vmp_jax.training.run_dir import BUNDLE, EXPORTED, STATE_DICT
 
 
 def state_dict_format(config) -> str | None:
@@ -138,43 +50,28 @@ def export_run(
     workdir: str,
     out: str,
     step: int | None = None,
-    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+    platforms: Sequence[str] = bundle.DEFAULT_PLATFORMS,
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
     """Everything in the module docstring, for checkpoint `step` (None: latest) of `workdir`; {what: path}.
 
     `log` gets one line per file written (or skipped), naming it under `out` as given.
     """
-    here = jax.export.default_export_platform()
-    if here not in platforms:
-        raise ValueError(
-            f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the export "
-            "checks the artifact; add it"
-        )
+    bundle.check_platforms(platforms)
     run = trained_run.load_run(workdir, step)
     given, out = out, os.path.abspath(out)  # orbax needs absolute paths; messages use the caller's
     shown = lambda name: os.path.join(given, name)  # noqa: E731
-    written = {
-        "bundle": write_bundle(run, out),
-        "config": os.path.join(out, trained_run.CONFIG),
-        "run_info": os.path.join(out, trained_run.RUN_INFO),
-    }
+    written, exported, error = bundle.write_export(run, out, platforms)
     log(
         f"{shown(BUNDLE)}: params + batch_stats of step {run.step} ({_num_values(run.variables):,} values), "
-        f"no optimiser state; {trained_run.CONFIG} and {trained_run.RUN_INFO} ({len(run.class_names)} classes) "
+        f"no optimiser state; {run_dir.CONFIG} and {run_dir.RUN_INFO} ({len(run.class_names)} classes) "
         "beside it"
     )
-
-    exported = export_logits(run.model, run.variables, run.num_frames, run.frame_size, platforms)
-    written["jax_export"] = os.path.join(out, EXPORTED)
-    with open(written["jax_export"], "wb") as f:
-        f.write(exported.serialize())
-    error = check_exported(load_exported(written["jax_export"]), run.model, run.variables)
     height, width = run.frame_size
     log(
         f"{shown(EXPORTED)}: clips (b, {run.num_frames}, {height}, {width}, 3) uint8 -> logits "
         f"(b, {len(run.class_names)}) float32 for {', '.join(exported.platforms)}; reproduces the model at batch "
-        f"sizes {', '.join(map(str, CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)"
+        f"sizes {', '.join(map(str, bundle.CHECK_BATCH_SIZES))} (max difference {error:.1e} of the logit scale)"
     )
 
     key_format = state_dict_format(run.config)
@@ -213,7 +110,9 @@ def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = No
         "out", None, "Output directory (created; existing files are replaced).", required=True, **define
     )
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).", **define)
-    flags.DEFINE_list("platforms", list(DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define)
+    flags.DEFINE_list(
+        "platforms", list(bundle.DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define
+    )
 
 
 def _command(argv: list[str], flag_values: flags.FlagValues) -> None:

@@ -24,60 +24,10 @@ import jax
 import numpy as np
 from absl import flags
 
-from vmp_jax import cli, trained_run
-from vmp_jax.data import builders as data_builders
-from vmp_jax.data import transforms, video, video_sources
+from vmp_jax import bundle, cli
+from vmp_jax.data.file_views import video_views
 from vmp_jax.data.multiview import softmax
-
-EXPORTED = "model.jax_export"
-REAL_VIDEO_SOURCES = ("video_manifest", "tfds")
-
-
-def load_exported(path: str) -> jax.export.Exported:
-    """A serialised `jax.export` artifact; `.call(clips)` runs it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: expected the jax.export artifact written by vmp_jax.export")
-    with open(path, "rb") as f:
-        return jax.export.deserialize(bytearray(f.read()))
-
-
-def uniform_clip(path: str, num_frames: int, frame_size: Sequence[int]) -> np.ndarray:
-    """num_frames frames evenly spread over the video, resized to cover frame_size and centre-cropped to it.
-
-    -> (num_frames, H, W, 3) uint8.
-    """
-    n = video.probe(path).num_frames
-    frames = video.read_frames(path, np.round(np.linspace(0, max(n - 1, 0), num_frames)).astype(np.int64))
-    return transforms.cover_and_centre_crop(frames, *frame_size)
-
-
-def video_views(
-    path: str,
-    data_config,
-    num_frames: int,
-    frame_size: Sequence[int],
-    num_clips: int | None = None,
-    num_crops: int | None = None,
-) -> np.ndarray:
-    """The clips the run's evaluation would score for `path` (module docstring): (V, num_frames, H, W, 3) uint8."""
-    if data_config.source not in REAL_VIDEO_SOURCES:
-        return uniform_clip(path, num_frames, frame_size)[None]
-    if tuple(frame_size) != (data_config.crop_size, data_config.crop_size):
-        raise ValueError(f"data.crop_size={data_config.crop_size} but the model takes frames of {tuple(frame_size)}")
-    options = data_builders.eval_options(data_config)
-    options.update(on_bad_input="error")  # name the bad file; the run's 'skip' policy would drop its views
-    if num_clips is not None:
-        options.update(num_clips=num_clips)
-    if num_crops is not None:
-        options.update(num_crops=num_crops)
-    transform = video_sources.eval_transform(num_frames, **options)
-    rng = np.random.default_rng(0)  # unused by the eval transform, which is deterministic
-    views = [
-        transform({"path": path, "label": 0, "video_index": 0, "clip_index": k, "crop_index": c}, rng)["frames"]
-        for k in range(transform.num_clips)
-        for c in range(transform.num_crops)
-    ]
-    return np.stack(views)
+from vmp_jax.training import run_dir
 
 
 def video_probabilities(exported: jax.export.Exported, views: np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -132,9 +82,9 @@ def _command(argv: list[str], flag_values: flags.FlagValues) -> int:
     if not videos:
         raise cli.UsageError("no VIDEO given; expected one or more video files after the flags")
     export = flag_values.export
-    exported = load_exported(os.path.join(export, EXPORTED))
-    info = trained_run.read_json(os.path.join(export, trained_run.RUN_INFO))
-    data_config = trained_run.load_config(export).data
+    exported = bundle.load_exported(os.path.join(export, run_dir.EXPORTED))
+    info = run_dir.read_run_info(export)
+    data_config = run_dir.load_config(export).data
     class_names, num_frames, frame_size = info["class_names"], int(info["num_frames"]), tuple(info["frame_size"])
     num_crops = None if flag_values.num_crops is None else int(flag_values.num_crops)
     failed = 0

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from videogen import manifest_config
 
 from vmp_jax import data
 from vmp_jax.data import pipeline
@@ -24,23 +25,8 @@ def _unreadable_manifest(videos, path):
 
 
 def _config(videos, train_manifest, eval_manifest, **kw):
-    cfg = data.default_data_config()
-    cfg.update(
-        source="video_manifest",
-        train_manifest=train_manifest,
-        eval_manifest=eval_manifest,
-        class_names=str(videos / "classes.txt"),
-        video_root=str(videos),
-        on_bad_input="skip",
-        sampling_rate=1,
-        train_scale=(40, 40),
-        crop_size=32,
-        eval_short_side=40,
-        eval_num_clips=1,
-        eval_num_crops=1,
-        **kw,
-    )
-    return cfg
+    options = dict(on_bad_input="skip", sampling_rate=1, train_scale=(40, 40), eval_num_clips=1, eval_num_crops=1)
+    return manifest_config(videos, train_manifest, eval_manifest, **{**options, **kw})
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from videogen import manifest_config
 
 from vmp_jax import data
 
@@ -56,20 +57,7 @@ def test_standardize_matches_formula():
 def test_video_manifest_end_to_end(videos, tmp_path):
     (tmp_path / "train.csv").write_text("grey.mp4,grey\nxy.mkv,xy\nshort.mp4,short\nxy.mkv,1\n")
     (tmp_path / "test.csv").write_text("xy.mkv,1\ngrey.mp4,0\nshort.mp4,2\n")
-    cfg = data.default_data_config()
-    cfg.update(
-        source="video_manifest",
-        train_manifest=str(tmp_path / "train.csv"),
-        eval_manifest=str(tmp_path / "test.csv"),
-        class_names=str(videos / "classes.txt"),
-        video_root=str(videos),
-        sampling_rate=2,
-        train_scale=(40, 48),
-        crop_size=32,
-        eval_short_side=40,
-        eval_num_clips=2,
-        eval_num_crops=3,
-    )
+    cfg = manifest_config(videos, tmp_path / "train.csv", tmp_path / "test.csv")
     s = data.make_datasets(cfg, num_frames=4, global_batch_size=2, eval_batch_size=4, seed=0)
     assert s.num_classes == 3 and s.class_names == ["grey", "xy", "short"] and s.eval_num_views == 6
     batch = next(iter(s.train))

@@ -1,6 +1,7 @@
 """The evaluations during training take data.eval_during_training_clips x _crops views; the final test its own."""
 
 import numpy as np
+from videogen import manifest_config
 
 from vmp_jax import data
 
@@ -8,22 +9,7 @@ from vmp_jax import data
 def _config(videos, tmp_path, **kw):
     (tmp_path / "train.csv").write_text("grey.mp4,grey\nxy.mkv,xy\nshort.mp4,short\n")
     (tmp_path / "test.csv").write_text("xy.mkv,1\ngrey.mp4,0\nshort.mp4,2\n")
-    cfg = data.default_data_config()
-    cfg.update(
-        source="video_manifest",
-        train_manifest=str(tmp_path / "train.csv"),
-        eval_manifest=str(tmp_path / "test.csv"),
-        class_names=str(videos / "classes.txt"),
-        video_root=str(videos),
-        sampling_rate=2,
-        train_scale=(40, 48),
-        crop_size=32,
-        eval_short_side=40,
-        eval_num_clips=2,
-        eval_num_crops=3,
-        **kw,
-    )
-    return cfg
+    return manifest_config(videos, tmp_path / "train.csv", tmp_path / "test.csv", **kw)
 
 
 def _views(ds):

@@ -6,7 +6,7 @@ CONFIG (a training config: `config.model` says which model the checkpoint is, `n
 input) and FILE (see `vmp_jax.convert.torch_io.load_torch_checkpoint`; e.g. the official VMPs checkpoint, whose
 `vmps.m`/`vmps.n` become the motion prompt's m and n) give DIR laid out as `vmp_jax.export` writes it:
 DIR/bundle, config.json, run_info.json and model.jax_export, so that `python -m vmp_jax.predict --export DIR`,
-`python -m vmp_jax.visualize --workdir DIR` and `vmp_jax.export.load_bundle(DIR)` take it.
+`python -m vmp_jax.visualize --workdir DIR` and `vmp_jax.bundle.load_bundle(DIR)` take it.
 
 The class names come from --class_names, else `config.data.class_names`, else 'class_0', ... for
 `config.model.num_classes`. The checkpoint's head must have that many classes; a model with the motion prompt
@@ -22,10 +22,12 @@ import jax
 from absl import flags, logging
 from ml_collections import config_flags
 
-from vmp_jax import cli, export, trained_run
+from vmp_jax import bundle, cli
 from vmp_jax.convert import classifier, torch_io
+from vmp_jax.data import builders as data_builders
 from vmp_jax.data import manifest
 from vmp_jax.models import factory, registry
+from vmp_jax.training import run_dir, trained_run
 
 
 def class_names(config, path: str) -> list[str]:
@@ -49,21 +51,14 @@ def class_names(config, path: str) -> list[str]:
 
 def input_shape(config) -> tuple[int, tuple[int, int]]:
     """(frames per clip the model takes, (H, W)) of the config's data."""
-    num_frames = factory.model_num_frames(config.num_frames, config.model.use_vmp)
-    if config.data.source == "procedural":
-        return num_frames, (config.data.procedural.height, config.data.procedural.width)
-    return num_frames, (config.data.crop_size, config.data.crop_size)
+    return factory.model_num_frames(config.num_frames, config.model.use_vmp), data_builders.frame_size(config.data)
 
 
 def import_checkpoint(
-    checkpoint: str, config, out: str, names: list[str], platforms=export.DEFAULT_PLATFORMS, log=print
+    checkpoint: str, config, out: str, names: list[str], platforms=bundle.DEFAULT_PLATFORMS, log=print
 ) -> dict[str, str]:
     """Writes the bundle of the module docstring for `checkpoint` read as `config`'s model; {what: path}."""
-    here = jax.export.default_export_platform()
-    if here not in platforms:
-        raise ValueError(
-            f"platforms={tuple(platforms)} leave out this machine's {here!r}, on which the artifact is checked; add it"
-        )
+    bundle.check_platforms(platforms)
     factory.import_backbone_module(config.model)
     backbone = config.model.backbone
     num_frames, frame_size = input_shape(config)
@@ -85,21 +80,12 @@ def import_checkpoint(
     run = trained_run.make_trained_run(
         out, 0, config, model, variables, {"class_names": names, "num_frames": num_frames, "frame_size": frame_size}
     )
-    written = {
-        "bundle": export.write_bundle(run, out),
-        "config": os.path.join(out, trained_run.CONFIG),
-        "run_info": os.path.join(out, trained_run.RUN_INFO),
-    }
-    exported = export.export_logits(model, run.variables, num_frames, frame_size, platforms)
-    written["jax_export"] = os.path.join(out, export.EXPORTED)
-    with open(written["jax_export"], "wb") as f:
-        f.write(exported.serialize())
-    error = export.check_exported(exported, model, run.variables)
+    written, _, error = bundle.write_export(run, out, platforms)
     log(
         f"{out}: {backbone} from {checkpoint}"
         + (f" with motion prompt {', '.join(sorted(vmp))}" if vmp else "")
         + f"; {len(names)} classes, clips ({num_frames}, {frame_size[0]}, {frame_size[1]}, 3); "
-        f"{export.EXPORTED} reproduces the model (max difference {error:.1e} of the logit scale)"
+        f"{run_dir.EXPORTED} reproduces the model (max difference {error:.1e} of the logit scale)"
     )
     return written
 
@@ -124,7 +110,7 @@ def _define_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None = No
         "class_names", "", "File with one class name per line (default: config.data.class_names).", **define
     )
     flags.DEFINE_list(
-        "platforms", list(export.DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define
+        "platforms", list(bundle.DEFAULT_PLATFORMS), "Platforms to lower the jax.export artifact for.", **define
     )
     flags.mark_flag_as_required("config", flag_values=flag_values)
 

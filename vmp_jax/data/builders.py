@@ -19,6 +19,7 @@ import grain
 import ml_collections
 from absl import logging
 
+from vmp_jax import cli
 from vmp_jax.data import host_cores, pipeline
 from vmp_jax.data.procedural import ProceduralMotionSource
 
@@ -104,6 +105,45 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.tfds.train_split = "train"
     c.tfds.eval_split = "test"
     return c
+
+
+def validate_config(c: ml_collections.ConfigDict, batch_size: int, num_processes: int = 1) -> None:
+    """Raises cli.ConfigError naming the first invalid `data.*` key, for a trainer's global batch of `batch_size`
+    clips over `num_processes` processes."""
+    if c.source not in SOURCES:
+        raise cli.config_error("data.source", c.source, f"one of {SOURCES}")
+    for prefix in ("eval_num", "eval_during_training"):
+        if c[f"{prefix}_clips"] < 1:
+            raise cli.config_error(f"data.{prefix}_clips", c[f"{prefix}_clips"], ">= 1 clips per video")
+        if c[f"{prefix}_crops"] not in (1, 3):
+            raise cli.config_error(f"data.{prefix}_crops", c[f"{prefix}_crops"], "1 (centre) or 3 crops per clip")
+    for key in ("clips_per_video", "crops_per_clip"):
+        if c[key] < 1:
+            raise cli.config_error(f"data.{key}", c[key], ">= 1")
+    if (batch_size // num_processes) % (c.clips_per_video * c.crops_per_clip):
+        raise cli.config_error(
+            "data.clips_per_video",
+            c.clips_per_video,
+            f"clips_per_video x crops_per_clip ({c.crops_per_clip}) dividing the batch per process "
+            f"(batch_size={batch_size} over {num_processes} processes)",
+        )
+    for key in ("num_workers", "eval_num_workers"):
+        try:
+            host_cores.resolve_num_workers(c[key], f"data.{key}")
+        except ValueError as e:
+            raise cli.ConfigError(f"config.{e}") from None
+
+
+def frame_size(c: ml_collections.ConfigDict) -> tuple[int, int]:
+    """(H, W) of the frames the model is trained on with data config `c`."""
+    if c.source == "procedural":
+        return (c.procedural.height, c.procedural.width)
+    return (c.crop_size, c.crop_size)
+
+
+def frame_stride(c: ml_collections.ConfigDict) -> int:
+    """Frames of the video between two frames of a clip (1 for procedural clips, which are their own video)."""
+    return 1 if c.source == "procedural" else int(c.sampling_rate)
 
 
 def clip_options(c: ml_collections.ConfigDict) -> dict:

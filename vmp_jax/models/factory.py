@@ -14,9 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vmp_jax import cli
 from vmp_jax.models import registry
 from vmp_jax.models.classifier import VideoClassifier
-from vmp_jax.motion_prompt import normal_init
+from vmp_jax.motion_prompt import LUMA_WEIGHTS, PARAMETRIZATIONS, POWER_NORMALISATIONS, normal_init
 
 
 def backbone_kwargs(model_config: Any) -> dict:
@@ -57,8 +58,9 @@ BN_SYNC = ("global", "host", "none")
 
 def bn_sync_axis(scope: str, batch_axes: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
     """The mapped axis BatchNorm syncs over for `config.model.bn_sync` = `scope`, in a step mapped over `batch_axes`
-    (a name, or (across processes, within one process) as `train_lib.AXIS`): 'global' all of them, 'host' the last
-    one (each process's devices: no all-reduce crosses hosts), 'none' nothing (per-device statistics)."""
+    (a name, or (across processes, within one process) as `vmp_jax.training.mesh.AXIS`): 'global' all of them,
+    'host' the last one (each process's devices: no all-reduce crosses hosts), 'none' nothing (per-device
+    statistics)."""
     if scope not in BN_SYNC:
         raise ValueError(f"model.bn_sync={scope!r}: expected one of {BN_SYNC}")
     if scope == "none" or batch_axes is None:
@@ -66,6 +68,33 @@ def bn_sync_axis(scope: str, batch_axes: str | tuple[str, ...] | None) -> str | 
     if scope == "host" and isinstance(batch_axes, tuple):
         return batch_axes[-1]
     return batch_axes
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def validate_config(model: Any) -> None:
+    """Raises cli.ConfigError naming the first invalid `model.*` key (importing `model.backbone_module` first)."""
+    import_backbone_module(model)
+    if model.backbone not in registry.BACKBONES:
+        raise cli.config_error("model.backbone", model.backbone, f"one of {registry.names()}")
+    if model.use_vmp:
+        vmp = model.vmp
+        if vmp.luma not in LUMA_WEIGHTS:
+            raise cli.config_error("model.vmp.luma", vmp.luma, f"one of {sorted(LUMA_WEIGHTS)}")
+        if vmp.parametrization not in PARAMETRIZATIONS:
+            raise cli.config_error("model.vmp.parametrization", vmp.parametrization, f"one of {PARAMETRIZATIONS}")
+        if vmp.pn not in POWER_NORMALISATIONS:
+            raise cli.config_error("model.vmp.pn", vmp.pn, f"one of {POWER_NORMALISATIONS}")
+        for key in ("pn_init_value", "pn_init_log_std"):
+            if vmp[key] < 0:
+                raise cli.config_error(
+                    f"model.vmp.{key}", vmp[key], ">= 0 (pn_init_value 0 = the PN's default coefficient)"
+                )
+    if model.bn_sync not in BN_SYNC:
+        raise cli.config_error("model.bn_sync", model.bn_sync, f"one of {BN_SYNC}")
+    if model.dtype not in DTYPES:
+        raise cli.config_error("model.dtype", model.dtype, "'float32', 'bfloat16' or 'float16'")
 
 
 def build_model(
