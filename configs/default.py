@@ -2,12 +2,11 @@
 
     python train.py                                   # = --config configs/default.py --workdir runs/default
 
-Measured on the 2-core development CPU (2026-11-25, jax 0.10.2, 2 CPU devices, nothing else running: load average
-~1 before the run), `time python train.py --workdir /tmp/def_x3d`: 2 min 17 s wall including start-up and compiles,
-~140 clips/s; eval top-1 on 512 clips (4 classes, chance 25%) 78.9% / 97.3% / 98.8% at steps 300 / 600 / 900.
-With other jobs loading both cores (load average 4-6) the same network ran at ~77 clips/s: ~4 min for 900 steps.
-The baseline without VMP
-(configs/default_baseline.py, same machine, load ~1.8 before the run): 2 min 14 s; 63.1% / 97.5% / 98.0%.
+Runtime on a 2-core machine of our kind (jax 0.10.2, 2 CPU devices): 2 min 17 s - 2 min 30 s wall including
+start-up and compiles, ~140 clips/s (~77 with other jobs loading both cores). Eval top-1 on 512 clips (4 classes,
+chance 25%) at steps 300 / 600 / 900: 53.7-78.9% / 97.3-98.6% / 98.4-99.0% over the CPU types the README's "What
+the figures depend on" lists (deterministic on one machine; the CPU type changes the trajectory). The baseline
+without VMP (configs/default_baseline.py): 59.2-66.2% / 89.3-97.5% / 96.5-98.0%.
 
 The backbone is X3D-XXS (`vmp_jax.models.x3d`: X3D-XS with one block per stage, depth factor 0.2), not X3D-XS.
 X3D-XS itself can memorise one fixed batch of 16 clips (train accuracy 100% in 10 AdamW steps), so nothing is
