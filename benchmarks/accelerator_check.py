@@ -128,6 +128,9 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
                 peak_memory(),
             )
         )
+        prediction = roofline_row(name, dtype, shape_text, step.lower(state[0], fixed, rng).compile(), t)
+        if prediction is not None:
+            rows.append(prediction)
         t = median_seconds(real_loop, runs) / loop_steps
         rows.append(
             (
@@ -140,6 +143,30 @@ def train_rows(name, variant, batch, frames, crop, dtype, runs, loop_steps, work
             )
         )
     return rows
+
+
+def roofline_row(name, dtype, shape_text, compiled, measured_s):
+    """The compile-only prediction (vmp_jax.aot's roofline from XLA's cost analysis of the same compiled step) next
+    to the measured step: how far the step is from the device's peak FLOP/s or HBM bandwidth. None (and a comment
+    line with the step's FLOPs and bytes) on a device with no spec in vmp_jax.aot.DEVICE_KINDS, such as a CPU."""
+    from vmp_jax import aot
+
+    chip = aot.chip_of(jax.devices()[0].device_kind)
+    flops, moved = aot.cost(compiled)
+    memory = aot.Memory.of(compiled)
+    if chip is None:
+        print(
+            f"# roofline: {name} {dtype}: {flops / 1e9:.2f} GFLOP, {moved / 1e9:.3f} GB per device and step, "
+            f"{memory.total / 2**30:.2f} GiB compiled; no peak figures for {jax.devices()[0].device_kind}",
+            flush=True,
+        )
+        return None
+    predicted = max(flops / chip.peak_bf16_flops, moved / chip.hbm_bytes_per_s)
+    what = (
+        f"{flops / 1e9:.1f} GFLOP, {moved / 1e9:.2f} GB -> {1e3 * predicted:.3f} ms predicted; measured "
+        f"{measured_s / predicted:.1f}x that"
+    )
+    return (f"roofline: {name}", dtype, shape_text, predicted, what, f"{memory.total / 2**30:.2f} GiB compiled")
 
 
 def depthwise_rows(shape, runs):

@@ -7,6 +7,9 @@ import jax
 import pytest
 from videogen import clip_path, videos  # noqa: F401  (the generated-video fixtures, tests/support/videogen.py)
 
+from vmp_jax import cli  # noqa: E402
+
+cli.skip_absent_tpu()  # libtpu installed (requirements-tpu.txt) on this TPU-less machine: JAX stays on the CPU
 jax.config.update("jax_num_cpu_devices", 8)
 
 # Tests compile the same small programs many times (each training run, each resume): cache the executables.

@@ -45,6 +45,10 @@ def test_quick_check_prints_every_row_with_consistent_figures():
         if workload.startswith("train"):  # clips/s is the batch over the median step time
             batch = int(shape.split("x")[0])
             assert float(throughput.split()[0]) == pytest.approx(batch / float(seconds), rel=0.01, abs=0.1)
+    # The compile-only figures of each train step (no roofline row: a CPU has no peak figures in vmp_jax.aot).
+    roofline = [line for line in lines if line.startswith("# roofline: ")]
+    assert len(roofline) == sum(1 for row in table[1:] if row[0].startswith("train step, batch on device")), lines
+    assert all(float(line.split(": ")[2].split(" GFLOP")[0]) > 0 for line in roofline), roofline
     # The cores per accelerator: the x3d_s bf16 train rate over each per-core input rate.
     rate = {row[0]: (row[1], float(row[4].split()[0])) for row in table[1:] if row[1] in ("bfloat16", "uint8")}
     train = rate["train step, batch on device: x3d_s"][1]

@@ -20,7 +20,14 @@ def test_no_import_cycles_in_vmp_jax():
 
 
 # The commands and the modules that only they use; everything else is the library they are built on.
-COMMANDS = ("vmp_jax.export", "vmp_jax.predict", "vmp_jax.explore", "vmp_jax.visualize", "vmp_jax.ablate")
+COMMANDS = (
+    "vmp_jax.export",
+    "vmp_jax.predict",
+    "vmp_jax.explore",
+    "vmp_jax.aot",
+    "vmp_jax.visualize",
+    "vmp_jax.ablate",
+)
 COMMAND_MAINS = ("vmp_jax.convert.__main__",)
 
 

@@ -201,5 +201,30 @@ def run(command: Command, define_flags: DefineFlags | None = None) -> NoReturn:
             logging.set_verbosity(logging.WARNING)
         return positional
 
+    skip_absent_tpu()
     app.run(lambda argv: _report(command, argv, flags.FLAGS), flags_parser=parse_or_exit)
     raise AssertionError("absl.app.run returned")  # it always exits
+
+
+_GOOGLE_PCI_VENDOR = "0x1ae0"  # TPU chips on the PCI bus (the test JAX's own Cloud TPU detection makes)
+
+
+def skip_absent_tpu() -> bool:
+    """With libtpu installed (requirements-tpu.txt, for `python -m vmp_jax.aot`) on a machine without TPU chips,
+    JAX would start the TPU runtime first and print its failure to stderr before falling back to the CPU: limit
+    JAX to the CPU there, unless JAX_PLATFORMS says otherwise or a GPU plugin is installed. True if it did."""
+    import glob  # pylint: disable=import-outside-toplevel
+    import importlib.util  # pylint: disable=import-outside-toplevel
+
+    if os.environ.get("JAX_PLATFORMS") or importlib.util.find_spec("libtpu") is None:
+        return False
+    for vendor in glob.glob("/sys/bus/pci/devices/*/vendor"):
+        with open(vendor, encoding="ascii") as f:
+            if f.read().strip() == _GOOGLE_PCI_VENDOR:
+                return False
+    if any(importlib.util.find_spec(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin")):
+        return False
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_platforms", "cpu")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    return True

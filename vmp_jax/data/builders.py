@@ -141,6 +141,11 @@ def frame_size(c: ml_collections.ConfigDict) -> tuple[int, int]:
     return (c.crop_size, c.crop_size)
 
 
+def num_classes(c: ml_collections.ConfigDict) -> int:
+    """The class count data config `c` fixes without reading any data (procedural clips), else 0."""
+    return int(c.procedural.num_classes) if c.source == "procedural" else 0
+
+
 def frame_stride(c: ml_collections.ConfigDict) -> int:
     """Frames of the video between two frames of a clip (1 for procedural clips, which are their own video)."""
     return 1 if c.source == "procedural" else int(c.sampling_rate)
