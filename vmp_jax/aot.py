@@ -157,11 +157,9 @@ def abstract_step_inputs(config: ml_collections.ConfigDict, mesh, batch_size: in
     factory.validate_backbone(config.model, config.num_frames, frame_size)
     total = config.num_train_steps if config.num_train_steps > 0 else 1000
     schedule = run.make_schedule(config, steps_per_epoch=max(total // 10, 1), total_steps=total)  # values only
-    model = factory.build_model(config.model, num_classes, bn_axis_name=AXIS)
     shape = (1, num_frames, *frame_size, 3)
+    model, tx = run.model_and_optimizer(config, num_classes, shape, schedule)
     key = jax.random.key(0)
-    abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, shape), key)
-    tx = run.make_optimizer(config, schedule, abstract["params"])
     state = jax.eval_shape(lambda r: steps.create_train_state(factory.init_variables(model, r, shape), tx), key)
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
     state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state)

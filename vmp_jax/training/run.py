@@ -62,6 +62,14 @@ def make_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule, 
     )
 
 
+def model_and_optimizer(config: ml_collections.ConfigDict, num_classes: int, input_shape, schedule: optax.Schedule):
+    """(model, optax transformation) of `config` for clips of `input_shape` (1, T+1, H, W, 3); BatchNorm syncs over
+    the mesh's AXIS, narrowed by `model.bn_sync`. The optimiser's decay mask comes from abstract parameters."""
+    model = factory.build_model(config.model, num_classes, bn_axis_name=AXIS)
+    abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, input_shape), jax.random.key(0))
+    return model, make_optimizer(config, schedule, abstract["params"])
+
+
 @dataclasses.dataclass
 class Setup:
     """What a run is made of, before its state is restored: data, model, optimiser, schedule and steps."""
@@ -92,11 +100,9 @@ def build(config: ml_collections.ConfigDict, mesh, fresh: bool = True) -> Setup:
     steps_per_epoch, total_steps = run_length(config, data.num_train_examples)
     schedule = make_schedule(config, steps_per_epoch, total_steps)
 
-    model = factory.build_model(config.model, data.num_classes, bn_axis_name=AXIS)  # model.bn_sync narrows it
     init_rng = jax.random.split(jax.random.key(config.seed))[0]
     input_shape = (1, num_frames, *data.frame_size, 3)
-    abstract = jax.eval_shape(lambda r: factory.init_variables(model, r, input_shape), init_rng)
-    tx = make_optimizer(config, schedule, abstract["params"])
+    model, tx = model_and_optimizer(config, data.num_classes, input_shape, schedule)
     variables = None
     if config.init_checkpoint and fresh:  # a resumed run takes its backbone from its checkpoint
         variables = _pretrained(config, model, init_rng, input_shape)
